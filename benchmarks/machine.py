@@ -1,0 +1,59 @@
+"""What the numbers were measured on."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import platform
+import sys
+from typing import Any
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.lower().startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def memory_gib() -> float | None:
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemTotal:"):
+                    return int(line.split()[1]) / 1024 / 1024
+    except OSError:
+        pass
+    return None
+
+
+def describe(versions: dict[str, str]) -> dict[str, Any]:
+    gil_check = getattr(sys, "_is_gil_enabled", None)
+    return {
+        "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "cpu": cpu_model(),
+        "cores": os.cpu_count(),
+        "memory_gib": memory_gib(),
+        "os": f"{platform.system()} {platform.release()} ({platform.machine()})",
+        "python": f"{platform.python_implementation()} {platform.python_version()}",
+        "gil_enabled": True if gil_check is None else bool(gil_check()),
+        "pythonhashseed": os.environ.get("PYTHONHASHSEED", "random"),
+        "versions": versions,
+    }
+
+
+def lines(info: dict[str, Any]) -> list[str]:
+    mem = f", {info['memory_gib']:.0f} GiB" if info.get("memory_gib") else ""
+    gil = "GIL enabled" if info["gil_enabled"] else "free-threaded (GIL disabled)"
+    out = [
+        f"date:    {info['date']}",
+        f"cpu:     {info['cpu']}, {info['cores']} cores{mem}",
+        f"os:      {info['os']}",
+        f"python:  {info['python']}, {gil}, PYTHONHASHSEED={info['pythonhashseed']}",
+    ]
+    out += [f"  {name}: {version}" for name, version in info["versions"].items()]
+    return out
