@@ -1,21 +1,39 @@
-//! The `moka_py._moka_py` extension module.
+//! `moka_py._moka_py`: the native half of moka-py.
+//!
+//! This file only declares the module; each concern lives in its own file:
+//! - `cache.rs`: the `Moka` class; `cached.rs`: the `@cached` wrapper's hot path;
+//! - `store.rs`: the operations, and why they cannot deadlock;
+//! - `engine.rs`: building moka; `keys.rs` + `slot.rs`: the key bridge;
+//! - `expiry.rs`, `listener.rs`, `flights.rs`, `stats.rs`: one feature each;
+//! - `pyref.rs` + `settle.rs`: releasing Python objects outside engine locks;
+//! - `config.rs`, `duration.rs`, `errors.rs`: argument checks and error mapping.
 
 use pyo3::prelude::*;
 
-#[pyclass(frozen, module = "moka_py")]
-struct Moka;
+mod cache;
+mod cached;
+mod config;
+mod duration;
+mod engine;
+mod errors;
+mod expiry;
+mod flights;
+mod keys;
+mod listener;
+mod node;
+mod pyref;
+mod settle;
+mod slot;
+mod stats;
+mod store;
 
-#[pymethods]
-impl Moka {
-    #[new]
-    fn new() -> Self {
-        Moka
-    }
-}
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[pymodule(gil_used = false)]
 fn _moka_py(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    m.add_class::<Moka>()?;
+    m.add_class::<cache::Moka>()?;
+    m.add_class::<cached::CachedFunction>()?;
     m.add("VERSION", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

@@ -1,6 +1,13 @@
-"""moka-py: a fast, thread-safe in-memory cache backed by the Rust moka crate."""
+"""moka-py: a fast, thread-safe in-memory cache backed by the Rust moka crate.
 
-from moka_py._moka_py import VERSION, Moka
+`Moka` is the cache; `cached` is a drop-in replacement for `functools.lru_cache`
+with ttl/tti, eviction policies, weighers and single-flight loading.
+"""
 
-__version__ = VERSION
-__all__ = ["VERSION", "Moka", "__version__"]
+from moka_py._moka_py import VERSION, CachedFunction, Moka
+from moka_py._types import CacheInfo, CacheStats
+from moka_py._cached import cached
+
+__version__: str = VERSION
+
+__all__ = ["VERSION", "CacheInfo", "CacheStats", "CachedFunction", "Moka", "__version__", "cached"]

@@ -1,0 +1,120 @@
+"""The `@cached` decorator: plumbing around the native `CachedFunction`.
+
+Sync functions are wrapped by `CachedFunction`, whose `__call__` builds the key and
+looks it up in one native call. Async functions get an `async def` wrapper (so
+`inspect.iscoroutinefunction` is true for it) that calls the same native lookup.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from typing import Any, Callable
+
+from moka_py import _aio
+from moka_py._moka_py import CachedFunction, Moka
+
+_MISSING: Any = object()
+
+
+def cached(
+    maxsize: Any = 128,
+    typed: bool = False,
+    *,
+    ttl: float | None = None,
+    tti: float | None = None,
+    wait_concurrent: bool = False,
+    policy: str = "tiny_lfu",
+    weigher: Callable[[Any, Any], int] | None = None,
+    key: Callable[..., Any] | None = None,
+) -> Any:
+    """Caches a function's results, like `functools.lru_cache`, in a `Moka` cache.
+
+    Every use of `lru_cache` works with `cached` and means the same: `@cached`,
+    `@cached()`, `@cached(256)`, `maxsize=None` (unbounded), `maxsize=0` (no
+    caching, calls still counted), `typed=True`, and the wrapper's `cache_info()`,
+    `cache_clear()`, `cache_parameters()` and `__wrapped__`. In addition:
+
+    - `ttl` / `tti`: seconds to live / to stay unread before an entry expires;
+    - `policy`: `"tiny_lfu"` (default) or `"lru"` (`lru_cache`'s eviction order);
+    - `weigher(key, value) -> int`: entry weights, bounded in total by `maxsize`;
+    - `key(*args, **kwargs) -> hashable`: replaces the default key;
+    - `wait_concurrent=True`: concurrent calls with equal arguments run the
+      function once and all get its result (or its exception, never cached).
+
+    Async functions (`async def`) are supported: the wrapper is a coroutine function,
+    results are cached once they complete, and exceptions or cancellations are never
+    cached. `wrapper.cache` is the underlying `Moka`; each decorated function gets
+    its own cache.
+    """
+    if isinstance(maxsize, int):
+        # A negative maxsize means no caching, as in lru_cache.
+        maxsize = max(maxsize, 0)
+    elif callable(maxsize) and isinstance(typed, bool):
+        # The bare form `@cached`, where `maxsize` is the function itself.
+        func, maxsize = maxsize, 128
+        return _decorate(func, maxsize, typed, ttl, tti, wait_concurrent, policy, weigher, key)
+    elif maxsize is not None:
+        raise TypeError("Expected first argument to be an integer, a callable, or None")
+    if key is not None and not callable(key):
+        raise TypeError(f"key must be callable or None, not {type(key).__name__}")
+
+    def decorating_function(func: Callable[..., Any]) -> Any:
+        return _decorate(func, maxsize, typed, ttl, tti, wait_concurrent, policy, weigher, key)
+
+    return decorating_function
+
+
+def _decorate(
+    func: Callable[..., Any],
+    maxsize: int | None,
+    typed: bool,
+    ttl: float | None,
+    tti: float | None,
+    wait_concurrent: bool,
+    policy: str,
+    weigher: Callable[[Any, Any], int] | None,
+    key: Callable[..., Any] | None,
+) -> Any:
+    if not callable(func):
+        raise TypeError(f"cached() needs a callable to decorate, not {type(func).__name__}")
+    maxsize = None if maxsize is None else int(maxsize)
+    cache = Moka._for_cached(maxsize, ttl, tti, policy, weigher)
+    core = CachedFunction(func, cache, maxsize, bool(typed), key, bool(wait_concurrent))
+    if not inspect.iscoroutinefunction(func):
+        return functools.update_wrapper(core, func)
+    return _async_wrapper(func, core, cache, bool(wait_concurrent))
+
+
+def _async_wrapper(
+    func: Callable[..., Any], core: CachedFunction, cache: Moka, wait_concurrent: bool
+) -> Any:
+    lookup = core._lookup
+    if wait_concurrent:
+
+        async def wrapper(*args: Any, **kwargs: Any) -> Any:
+            key, value = lookup(args, kwargs, _MISSING)
+            if value is not _MISSING:
+                return value
+            return await _aio.join(cache, key, lambda: func(*args, **kwargs), None, None)
+
+    else:
+        remember = core._remember
+
+        async def wrapper(*args: Any, **kwargs: Any) -> Any:
+            key, value = lookup(args, kwargs, _MISSING)
+            if value is not _MISSING:
+                return value
+            value = await func(*args, **kwargs)
+            remember(key, value)
+            return value
+
+    functools.update_wrapper(wrapper, func)
+    wrapper.cache_info = core.cache_info  # type: ignore[attr-defined]
+    wrapper.cache_clear = core.cache_clear  # type: ignore[attr-defined]
+    wrapper.cache_parameters = core.cache_parameters  # type: ignore[attr-defined]
+    wrapper.cache = cache  # type: ignore[attr-defined]
+    return wrapper
+
+
+cached.__module__ = "moka_py"

@@ -1,0 +1,180 @@
+"""Type stubs for the native module `moka_py._moka_py`."""
+
+from collections.abc import Awaitable, Callable, Hashable, Iterable, Iterator, Mapping
+from types import GenericAlias
+from typing import Any, Final, Generic, Literal, Protocol, TypeVar, overload
+
+from typing_extensions import ParamSpec, Self
+
+from moka_py._types import CacheInfo, CacheStats
+
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+D = TypeVar("D")
+P = ParamSpec("P")
+R = TypeVar("R", covariant=True)
+
+Cause = Literal["explicit", "size", "expired", "replaced"]
+Policy = Literal["tiny_lfu", "lru"]
+Seconds = int | float
+
+VERSION: Final[str]
+
+class Expiry(Protocol[K, V]):
+    """What an `expiry=` object may define (each method is optional at runtime).
+
+    Each returns a number of seconds, or `None`: "never expires" for
+    `expire_after_create`, "keep the current deadline" for the others.
+    """
+
+    def expire_after_create(self, key: K, value: V, /) -> float | None: ...
+    def expire_after_read(self, key: K, value: V, remaining: float | None, /) -> float | None: ...
+    def expire_after_update(self, key: K, value: V, remaining: float | None, /) -> float | None: ...
+
+class Moka(Generic[K, V]):
+    """A thread-safe in-memory cache backed by the Rust `moka` crate."""
+
+    def __new__(
+        cls,
+        capacity: int,
+        ttl: Seconds | None = None,
+        tti: Seconds | None = None,
+        eviction_listener: Callable[[K, V, Cause], object] | None = None,
+        policy: Policy = "tiny_lfu",
+        weigher: Callable[[K, V], int] | None = None,
+        expiry: Expiry[K, V] | object | None = None,
+    ) -> Self: ...
+    def __class_getitem__(cls, item: Any, /) -> GenericAlias: ...
+    def set(self, key: K, value: V, ttl: Seconds | None = None, tti: Seconds | None = None) -> None:
+        """Stores `value` under `key`, replacing any previous value."""
+    @overload
+    def get(self, key: K, default: None = None) -> V | None: ...
+    @overload
+    def get(self, key: K, default: D) -> V | D: ...
+    def get_with(
+        self,
+        key: K,
+        initializer: Callable[[], V],
+        ttl: Seconds | None = None,
+        tti: Seconds | None = None,
+    ) -> V:
+        """Returns the value of `key`, computing it once with `initializer()` if absent."""
+    def aget_with(
+        self,
+        key: K,
+        factory: Callable[[], Awaitable[V]],
+        ttl: Seconds | None = None,
+        tti: Seconds | None = None,
+    ) -> Awaitable[V]:
+        """The async twin of `get_with`: `await cache.aget_with(key, factory)`."""
+    @overload
+    def remove(self, key: K, default: None = None) -> V | None: ...
+    @overload
+    def remove(self, key: K, default: D) -> V | D: ...
+    def clear(self) -> None:
+        """Removes every entry."""
+    def count(self) -> int:
+        """The number of entries, cheaply (may include entries pending removal)."""
+    def weighted_size(self) -> int:
+        """The total weight of the entries."""
+    def run_pending_tasks(self) -> None:
+        """Applies pending maintenance (evictions, expirations, listener calls) now."""
+    def stats(self) -> CacheStats:
+        """A snapshot of the cache's statistics."""
+    def invalidate_if(self, predicate: Callable[[K, V], object]) -> int:
+        """Removes the entries for which `predicate(key, value)` is true; returns how many."""
+    def get_many(self, keys: Iterable[K]) -> dict[K, V]:
+        """The values of the keys that are present."""
+    def set_many(
+        self,
+        items: Mapping[K, V] | Iterable[tuple[K, V]],
+        ttl: Seconds | None = None,
+        tti: Seconds | None = None,
+    ) -> None:
+        """Stores every `(key, value)` pair."""
+    def remove_many(self, keys: Iterable[K]) -> int:
+        """Removes the keys that are present; returns how many."""
+    def keys(self) -> list[K]:
+        """A snapshot of the live keys."""
+    def values(self) -> list[V]:
+        """A snapshot of the live values."""
+    def items(self) -> list[tuple[K, V]]:
+        """A snapshot of the live `(key, value)` pairs."""
+    def __iter__(self) -> Iterator[K]: ...
+    def __len__(self) -> int: ...
+    def __contains__(self, key: object, /) -> bool: ...
+    def __getitem__(self, key: K, /) -> V: ...
+    def __setitem__(self, key: K, value: V, /) -> None: ...
+    def __delitem__(self, key: K, /) -> None: ...
+    @property
+    def capacity(self) -> int | None:
+        """The maximum total weight (`None` only for `cached(maxsize=None)`)."""
+    @property
+    def ttl(self) -> float | None:
+        """The cache-wide time to live, in seconds."""
+    @property
+    def tti(self) -> float | None:
+        """The cache-wide time to idle, in seconds."""
+    @property
+    def policy(self) -> Policy:
+        """The eviction policy."""
+    @property
+    def eviction_listener(self) -> Callable[[K, V, Cause], object] | None:
+        """The eviction listener."""
+    @property
+    def weigher(self) -> Callable[[K, V], int] | None:
+        """The weigher."""
+    @property
+    def expiry(self) -> Expiry[K, V] | object | None:
+        """The per-entry expiry policy object."""
+    def __copy__(self) -> Self: ...
+    def __deepcopy__(self, memo: dict[int, Any], /) -> Self: ...
+    def __reduce_ex__(self, protocol: int, /) -> tuple[Any, ...]: ...
+    def __setstate__(self, state: tuple[Any, Any], /) -> None: ...
+    @staticmethod
+    def _for_cached(
+        capacity: int | None,
+        ttl: Seconds | None,
+        tti: Seconds | None,
+        policy: str,
+        weigher: Callable[[Any, Any], int] | None,
+    ) -> Moka[Any, Any]: ...
+    def _peek(self, key: K, default: D) -> V | D: ...
+    def _async_state(self) -> Any: ...
+    def _record_load(self, ok: bool, seconds: float, /) -> None: ...
+
+class CachedFunction(Generic[P, R]):
+    """The wrapper `@cached` returns for a regular (sync) function."""
+
+    __wrapped__: Callable[P, R]
+    def __new__(
+        cls,
+        func: Callable[P, R],
+        cache: Moka[Any, Any],
+        maxsize: int | None,
+        typed: bool,
+        key: Callable[..., Hashable] | None,
+        wait_concurrent: bool,
+    ) -> Self: ...
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R: ...
+    @overload
+    def __get__(self, instance: None, owner: type[Any] | None = None, /) -> Self: ...
+    @overload
+    def __get__(self, instance: object, owner: type[Any] | None = None, /) -> Callable[..., R]: ...
+    def cache_info(self) -> CacheInfo:
+        """`CacheInfo(hits, misses, maxsize, currsize)`, as `lru_cache` reports it."""
+    def cache_clear(self) -> None:
+        """Empties the cache and resets the hit/miss counts."""
+    def cache_parameters(self) -> dict[str, Any]:
+        """`{'maxsize': ..., 'typed': ...}`, as `lru_cache` reports it."""
+    @property
+    def cache(self) -> Moka[Any, R]:
+        """The underlying `Moka`."""
+    def __copy__(self) -> Self: ...
+    def __deepcopy__(self, memo: Any, /) -> Self: ...
+    def __reduce__(self) -> str: ...
+    def _lookup(
+        self, args: tuple[Any, ...], kwargs: dict[str, Any] | None, missing: Any, /
+    ) -> tuple[Hashable, Any]: ...
+    def _remember(self, key: Hashable, value: Any, /) -> None: ...
+    def _count_miss(self) -> None: ...

@@ -1,0 +1,269 @@
+//! The hot path of `@cached`: building the key and looking it up in one native call.
+//!
+//! `moka_py.cached` (Python, `_cached.py`) decides the configuration and wraps sync
+//! functions in a [`CachedFunction`]; async functions get a Python `async def`
+//! wrapper that calls [`CachedFunction::_lookup`] and [`CachedFunction::_remember`].
+//! Keys are built exactly as `functools.lru_cache` builds them, so two calls share
+//! an entry exactly when they would share one there.
+
+use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyDict, PyInt, PyString, PyTuple, PyType};
+
+use crate::cache::Moka;
+use crate::errors::Result;
+use crate::keys;
+use crate::settle::Settle;
+use crate::stats::Counter;
+use crate::store::EntryOptions;
+
+/// Separates positional from keyword arguments inside a key, like `lru_cache`'s.
+fn keyword_mark(py: Python<'_>) -> &Bound<'_, PyAny> {
+    static MARK: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+    MARK.get_or_init(py, || {
+        py.import("builtins")
+            .and_then(|b| b.getattr("object"))
+            .and_then(|object| object.call0())
+            .expect("object() cannot fail")
+            .unbind()
+    })
+    .bind(py)
+}
+
+/// The object returned by `@cached` for a regular (sync) function.
+///
+/// Calling it returns the cached result for equal arguments, or calls the wrapped
+/// function and caches what it returns (exceptions are never cached).
+#[pyclass(frozen, module = "moka_py", dict, weakref)]
+pub struct CachedFunction {
+    func: Py<PyAny>,
+    cache: Py<Moka>,
+    maxsize: Option<u64>,
+    typed: bool,
+    key: Option<Py<PyAny>>,
+    wait_concurrent: bool,
+    hits: Counter,
+    misses: Counter,
+}
+
+impl CachedFunction {
+    /// The cache key for a call, as `functools.lru_cache` builds it.
+    fn make_key<'py>(
+        &self,
+        args: &Bound<'py, PyTuple>,
+        kwargs: Option<&Bound<'py, PyDict>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let py = args.py();
+        if let Some(key) = &self.key {
+            return key.bind(py).call(args, kwargs);
+        }
+        let kwargs = kwargs.filter(|k| !k.is_empty());
+        if !self.typed && kwargs.is_none() {
+            if args.len() == 1 {
+                let only = args.get_item(0)?;
+                if only.is_exact_instance_of::<PyString>() || only.is_exact_instance_of::<PyInt>() {
+                    return Ok(only);
+                }
+            }
+            return Ok(args.clone().into_any());
+        }
+        let mut items: Vec<Bound<'py, PyAny>> = args.iter().collect();
+        if let Some(kwargs) = kwargs {
+            items.push(keyword_mark(py).clone());
+            for (name, value) in kwargs.iter() {
+                items.push(name);
+                items.push(value);
+            }
+        }
+        if self.typed {
+            for arg in args.iter() {
+                items.push(arg.get_type().into_any());
+            }
+            if let Some(kwargs) = kwargs {
+                for value in kwargs.values().iter() {
+                    items.push(value.get_type().into_any());
+                }
+            }
+        }
+        Ok(PyTuple::new(py, items)?.into_any())
+    }
+
+    fn call_wrapped<'py>(
+        &self,
+        args: &Bound<'py, PyTuple>,
+        kwargs: Option<&Bound<'py, PyDict>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        self.func.bind(args.py()).call(args, kwargs)
+    }
+}
+
+#[pymethods]
+impl CachedFunction {
+    #[new]
+    #[pyo3(signature = (func, cache, maxsize, typed, key, wait_concurrent))]
+    fn new(
+        func: Py<PyAny>,
+        cache: Py<Moka>,
+        maxsize: Option<u64>,
+        typed: bool,
+        key: Option<Py<PyAny>>,
+        wait_concurrent: bool,
+    ) -> Self {
+        CachedFunction {
+            func,
+            cache,
+            maxsize,
+            typed,
+            key,
+            wait_concurrent,
+            hits: Counter::default(),
+            misses: Counter::default(),
+        }
+    }
+
+    #[pyo3(signature = (*args, **kwargs))]
+    fn __call__<'py>(
+        &self,
+        args: &Bound<'py, PyTuple>,
+        kwargs: Option<&Bound<'py, PyDict>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let py = args.py();
+        let _settle = Settle::new(py);
+        if self.maxsize == Some(0) {
+            self.misses.add(1);
+            return self.call_wrapped(args, kwargs);
+        }
+        let key = self.make_key(args, kwargs)?;
+        let hash = keys::hash(&key)?;
+        let store = self.cache.get().store();
+        if let Some(value) = store.get(&key, hash)? {
+            self.hits.add(1);
+            return Ok(value);
+        }
+        self.misses.add(1);
+        let value: Result<_> = if self.wait_concurrent {
+            store.get_with(&key, hash, &EntryOptions::default(), || self.call_wrapped(args, kwargs))
+        } else {
+            let value = self.call_wrapped(args, kwargs)?;
+            store
+                .put(&key, hash, &value, &EntryOptions::default())
+                .map(|()| value)
+        };
+        Ok(value?)
+    }
+
+    /// Binds the wrapper to an instance, so decorated methods work.
+    fn __get__<'py>(
+        slf: &Bound<'py, Self>,
+        instance: Option<&Bound<'py, PyAny>>,
+        owner: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let _ = owner;
+        match instance.filter(|i| !i.is_none()) {
+            None => Ok(slf.clone().into_any()),
+            Some(instance) => {
+                let method_type = py_method_type(slf.py())?;
+                method_type.call1((slf, instance))
+            }
+        }
+    }
+
+    /// `(key, value)` for an async call: `value` is `missing` on a miss. Counts the
+    /// hit or miss like a sync call.
+    fn _lookup<'py>(
+        &self,
+        args: &Bound<'py, PyTuple>,
+        kwargs: Option<&Bound<'py, PyDict>>,
+        missing: &Bound<'py, PyAny>,
+    ) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyAny>)> {
+        let _settle = Settle::new(args.py());
+        let key = self.make_key(args, kwargs)?;
+        let hash = keys::hash(&key)?;
+        match self.cache.get().store().get(&key, hash)? {
+            Some(value) => {
+                self.hits.add(1);
+                Ok((key, value))
+            }
+            None => {
+                self.misses.add(1);
+                Ok((key, missing.clone()))
+            }
+        }
+    }
+
+    /// Stores the result of an async call (unless caching is off, `maxsize=0`).
+    fn _remember(&self, key: &Bound<'_, PyAny>, value: &Bound<'_, PyAny>) -> PyResult<()> {
+        let _settle = Settle::new(key.py());
+        if self.maxsize == Some(0) {
+            return Ok(());
+        }
+        let hash = keys::hash(key)?;
+        Ok(self
+            .cache
+            .get()
+            .store()
+            .put(key, hash, value, &EntryOptions::default())?)
+    }
+
+    /// Counts a call that bypassed the cache (`maxsize=0`).
+    fn _count_miss(&self) {
+        self.misses.add(1);
+    }
+
+    /// `CacheInfo(hits, misses, maxsize, currsize)`, as `lru_cache` reports it.
+    fn cache_info<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let _settle = Settle::new(py);
+        let currsize = self.cache.get().store().len();
+        cache_info_type(py)?.call1((self.hits.get(), self.misses.get(), self.maxsize, currsize))
+    }
+
+    /// Empties the cache and resets the hit/miss counts.
+    fn cache_clear(&self, py: Python<'_>) {
+        let _settle = Settle::new(py);
+        self.cache.get().store().clear(py);
+        self.hits.reset();
+        self.misses.reset();
+    }
+
+    /// `{'maxsize': ..., 'typed': ...}`, as `lru_cache` reports it; the rest of the
+    /// configuration is on `.cache`.
+    fn cache_parameters<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let parameters = PyDict::new(py);
+        parameters.set_item("maxsize", self.maxsize)?;
+        parameters.set_item("typed", self.typed)?;
+        Ok(parameters)
+    }
+
+    /// The underlying `Moka`.
+    #[getter]
+    fn cache(&self, py: Python<'_>) -> Py<Moka> {
+        self.cache.clone_ref(py)
+    }
+
+    fn __copy__(slf: &Bound<'_, Self>) -> Py<Self> {
+        slf.clone().unbind()
+    }
+
+    fn __deepcopy__(slf: &Bound<'_, Self>, _memo: &Bound<'_, PyAny>) -> Py<Self> {
+        slf.clone().unbind()
+    }
+
+    /// Pickles by qualified name, like a plain function (and like `lru_cache`).
+    fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
+        slf.getattr(pyo3::intern!(slf.py(), "__qualname__"))
+    }
+
+    fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
+        Ok(format!("<moka_py.cached wrapper of {}>", self.func.bind(py).repr()?))
+    }
+}
+
+fn py_method_type(py: Python<'_>) -> PyResult<&Bound<'_, PyType>> {
+    static TYPE: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+    TYPE.import(py, "types", "MethodType")
+}
+
+fn cache_info_type(py: Python<'_>) -> PyResult<&Bound<'_, PyType>> {
+    static TYPE: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+    TYPE.import(py, "moka_py._types", "CacheInfo")
+}

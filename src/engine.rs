@@ -1,0 +1,165 @@
+//! Building the moka cache that stores a `Moka`'s entries.
+//!
+//! Two shapes exist. A *plain* engine has no eviction listener and no per-entry
+//! expiry: moka's cheapest configuration, used when the user asked for neither.
+//! A *timed* engine registers both: per-entry expiration needs moka's `Expiry`, and
+//! once entries can expire, telling an expiration from a size eviction needs moka's
+//! notifications (which also turn on its per-key locks, ~50% slower writes — so the
+//! plain engine avoids them). A plain cache that later receives a per-entry ttl/tti
+//! is rebuilt once as a timed one (see `Store::upgrade`).
+
+use std::ptr;
+use std::sync::atomic::{AtomicPtr, Ordering};
+use std::sync::Arc;
+
+use moka::notification::RemovalCause;
+use moka::policy::EvictionPolicy;
+use parking_lot::Mutex;
+
+use crate::errors::{Error, Result};
+use crate::expiry::{ExpiryPolicy, NodeExpiry};
+use crate::listener::{self, Cause, Listener};
+use crate::node::Node;
+use crate::keys::EngineKey;
+use crate::slot::SlotHasherBuilder;
+use crate::stats::Stats;
+
+/// The moka cache type used by this crate.
+pub type MokaCache = moka::sync::Cache<EngineKey, Arc<Node>, SlotHasherBuilder>;
+
+/// The eviction policy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Policy {
+    TinyLfu,
+    Lru,
+}
+
+impl Policy {
+    pub fn parse(name: &str) -> Result<Self> {
+        match name {
+            "tiny_lfu" => Ok(Policy::TinyLfu),
+            "lru" => Ok(Policy::Lru),
+            other => Err(Error::value_error(format!(
+                "'{other}' is not valid policy: policy must be 'tiny_lfu' or 'lru'"
+            ))),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Policy::TinyLfu => "tiny_lfu",
+            Policy::Lru => "lru",
+        }
+    }
+}
+
+/// Where the engine's removal notifications go.
+pub struct Notifier {
+    pub stats: Arc<Stats>,
+    pub listener: Option<Arc<Listener>>,
+}
+
+impl Notifier {
+    fn notify(&self, key: &EngineKey, node: &Node, cause: RemovalCause) {
+        let cause = Cause::from(cause);
+        match cause {
+            Cause::Size => self.stats.evictions.add(1),
+            Cause::Expired => self.stats.expirations.add(1),
+            Cause::Explicit | Cause::Replaced => {}
+        }
+        if let Some(listener) = &self.listener {
+            // SAFETY: moka runs this inside one of our engine calls, all of which are
+            // made while attached to the interpreter.
+            let (key, value) = unsafe { (key.key().clone_attached(), node.value_attached()) };
+            listener::enqueue(listener, key, value, cause);
+        }
+    }
+}
+
+/// What an engine needs to know to be built.
+pub struct EngineSpec {
+    /// The engine's own capacity (`None`: unbounded); see `Store` for why it may be a
+    /// little below the user's.
+    pub capacity: Option<u64>,
+    pub policy: Policy,
+    pub weighted: bool,
+    pub expiry: Arc<ExpiryPolicy>,
+    pub notifier: Arc<Notifier>,
+}
+
+/// One built moka cache.
+pub struct Engine {
+    pub cache: MokaCache,
+    /// Whether this is a timed engine (listener + per-entry expiry).
+    pub timed: bool,
+}
+
+impl Engine {
+    pub fn build(spec: &EngineSpec, timed: bool) -> Engine {
+        let mut builder = moka::sync::Cache::<EngineKey, Arc<Node>>::builder().eviction_policy(match spec.policy {
+            Policy::TinyLfu => EvictionPolicy::tiny_lfu(),
+            Policy::Lru => EvictionPolicy::lru(),
+        });
+        if let Some(capacity) = spec.capacity {
+            builder = builder.max_capacity(capacity);
+        }
+        if spec.weighted {
+            builder = builder.weigher(|_key: &EngineKey, node: &Arc<Node>| node.weight());
+        }
+        if let Some(ttl) = spec.expiry.ttl {
+            builder = builder.time_to_live(ttl);
+        }
+        if let Some(tti) = spec.expiry.tti {
+            builder = builder.time_to_idle(tti);
+        }
+        if timed {
+            builder = builder.expire_after(NodeExpiry::new(Arc::clone(&spec.expiry)));
+            let notifier = Arc::clone(&spec.notifier);
+            builder = builder.eviction_listener(move |key: Arc<EngineKey>, node: Arc<Node>, cause| {
+                notifier.notify(&key, &node, cause);
+            });
+        }
+        Engine {
+            cache: builder.build_with_hasher(SlotHasherBuilder::new()),
+            timed,
+        }
+    }
+}
+
+/// The current engine of a cache, replaceable once (plain → timed).
+///
+/// Replaced engines are kept until the cache itself is dropped, so a `&Engine`
+/// handed out earlier stays valid for as long as the cache lives; code that ran
+/// Python in between re-reads the current engine before writing (see `store.rs`).
+pub struct Engines {
+    current: AtomicPtr<Engine>,
+    all: Mutex<Vec<Box<Engine>>>,
+}
+
+impl Engines {
+    pub fn new(engine: Engine) -> Self {
+        let mut boxed = Box::new(engine);
+        let current = AtomicPtr::new(ptr::addr_of_mut!(*boxed));
+        Engines {
+            current,
+            all: Mutex::new(vec![boxed]),
+        }
+    }
+
+    #[inline]
+    pub fn current(&self) -> &Engine {
+        // SAFETY: `current` always points into a box owned by `all`, and boxes are
+        // only dropped together with `self`, which outlives the returned borrow.
+        unsafe { &*self.current.load(Ordering::Acquire) }
+    }
+
+    /// Makes `engine` the current engine and returns it.
+    pub fn install(&self, engine: Engine) -> &Engine {
+        let mut boxed = Box::new(engine);
+        let raw = ptr::addr_of_mut!(*boxed);
+        self.all.lock().push(boxed);
+        self.current.store(raw, Ordering::Release);
+        // SAFETY: as in `current`.
+        unsafe { &*raw }
+    }
+}

@@ -1,0 +1,62 @@
+//! The crate's one error type and its mapping to Python exceptions.
+//!
+//! Every fallible function returns [`Result`]; the conversion to `PyErr` lives here
+//! so the exception type chosen for each kind of failure is decided in one place.
+
+use pyo3::exceptions::{PyKeyError, PyRuntimeError, PyTypeError, PyValueError};
+use pyo3::prelude::*;
+
+/// Everything that can go wrong inside the binding.
+#[derive(Debug)]
+pub enum Error {
+    /// An exception raised by user code (`__hash__`, `__eq__`, a callback), or by
+    /// CPython itself. It reaches the caller unchanged.
+    Python(PyErr),
+    /// A bad argument type. The message names the argument.
+    Type(String),
+    /// A bad argument value. The message names the argument.
+    Value(String),
+    /// A call that cannot proceed, such as re-entering `get_with` for the same key.
+    Runtime(String),
+    /// `cache[key]` or `del cache[key]` on an absent key.
+    MissingKey(Py<PyAny>),
+}
+
+/// The result type of every fallible operation in this crate.
+pub type Result<T> = std::result::Result<T, Error>;
+
+impl Error {
+    pub fn type_error(message: impl Into<String>) -> Self {
+        Error::Type(message.into())
+    }
+
+    pub fn value_error(message: impl Into<String>) -> Self {
+        Error::Value(message.into())
+    }
+}
+
+impl From<PyErr> for Error {
+    fn from(err: PyErr) -> Self {
+        Error::Python(err)
+    }
+}
+
+impl From<Error> for PyErr {
+    fn from(err: Error) -> Self {
+        match err {
+            Error::Python(err) => err,
+            Error::Type(message) => PyTypeError::new_err(message),
+            Error::Value(message) => PyValueError::new_err(message),
+            Error::Runtime(message) => PyRuntimeError::new_err(message),
+            Error::MissingKey(key) => PyKeyError::new_err((key,)),
+        }
+    }
+}
+
+/// Fetches the exception a failed CPython API call left set.
+///
+/// A C API that signals failure without setting an exception is a CPython bug; PyO3
+/// then synthesizes a `SystemError`, which is still better than a silent wrong answer.
+pub fn fetch(py: Python<'_>) -> Error {
+    Error::Python(PyErr::fetch(py))
+}

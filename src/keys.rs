@@ -1,0 +1,235 @@
+//! The key bridge: how Python keys are hashed, stored and found in the engine.
+//!
+//! The engine stores each entry under an [`EngineKey`]: the entry's [`Slot`] (its
+//! Python hash plus a collision probe, see `slot.rs`) and the Python key itself.
+//! Stored keys compare by slot only, so whatever moka does with them on its own —
+//! inserting, evicting, expiring, under its locks — never runs Python code.
+//!
+//! Lookups go through [`LookupKey`], which moka compares against stored keys with
+//! [`equivalent::Equivalent`]: same slot, then the same object or `==`, like a dict.
+//! moka only makes that comparison from `get` and `contains_key`, which hold no
+//! lock while probing their table, so a key's `__eq__` may do anything — block,
+//! switch threads, call back into the cache. Its exception is kept and re-raised
+//! once the engine call has returned. Paths that do hold a lock (remove, compute)
+//! are given a [`SlotKey`], which compares slots only.
+
+use std::cell::{Cell, RefCell};
+use std::hash::{Hash, Hasher};
+
+use equivalent::Equivalent;
+use pyo3::ffi;
+use pyo3::prelude::*;
+use pyo3::types::{PyBool, PyBytes, PyFloat, PyInt, PyString, PyTuple};
+
+use crate::errors::{self, Error, Result};
+use crate::pyref::PyOwned;
+use crate::slot::Slot;
+
+/// The key's Python hash (`hash(key)`), with its exception if it has none.
+#[inline]
+pub fn hash(key: &Bound<'_, PyAny>) -> Result<isize> {
+    // SAFETY: `key` is a live object and we are attached.
+    let hash = unsafe { ffi::PyObject_Hash(key.as_ptr()) };
+    if hash == -1 {
+        return Err(errors::fetch(key.py()));
+    }
+    Ok(hash)
+}
+
+/// How the engine stores a key.
+pub struct EngineKey {
+    slot: Slot,
+    key: PyOwned,
+}
+
+impl EngineKey {
+    pub fn new(slot: Slot, key: PyOwned) -> Self {
+        EngineKey { slot, key }
+    }
+
+    #[inline]
+    pub fn slot(&self) -> Slot {
+        self.slot
+    }
+
+    #[inline]
+    pub fn key(&self) -> &PyOwned {
+        &self.key
+    }
+}
+
+impl Hash for EngineKey {
+    #[inline]
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.slot.hash(state);
+    }
+}
+
+impl PartialEq for EngineKey {
+    #[inline]
+    fn eq(&self, other: &Self) -> bool {
+        self.slot == other.slot
+    }
+}
+
+impl Eq for EngineKey {}
+
+/// Finds whatever entry occupies a slot, without looking at Python keys.
+#[derive(Clone, Copy)]
+pub struct SlotKey(pub Slot);
+
+impl Hash for SlotKey {
+    #[inline]
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.0.hash(state);
+    }
+}
+
+impl Equivalent<EngineKey> for SlotKey {
+    #[inline]
+    fn equivalent(&self, stored: &EngineKey) -> bool {
+        self.0 == stored.slot
+    }
+}
+
+/// What happened while moka compared a [`LookupKey`] against stored keys.
+#[derive(Default)]
+pub struct Comparisons {
+    ran_python: Cell<bool>,
+    saw_other_key: Cell<bool>,
+    error: RefCell<Option<Error>>,
+}
+
+impl Comparisons {
+    /// Whether the slot held a different key (a hash collision): the lookup missed,
+    /// but the slot is not free.
+    pub fn saw_other_key(&self) -> bool {
+        self.saw_other_key.get()
+    }
+
+    /// Whether a user `__eq__` may have run (and released the GIL, letting other
+    /// threads change the cache meanwhile).
+    pub fn ran_python(&self) -> bool {
+        self.ran_python.get()
+    }
+
+    /// The exception a comparison raised, if any.
+    pub fn take_error(&self) -> Option<Error> {
+        self.error.borrow_mut().take()
+    }
+
+    /// Raises the exception a comparison raised, if any.
+    pub fn check(&self) -> Result<()> {
+        match self.take_error() {
+            Some(err) => Err(err),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Finds the entry of a Python key at one of its slots.
+pub struct LookupKey<'a, 'py> {
+    slot: Slot,
+    key: &'a Bound<'py, PyAny>,
+    comparisons: &'a Comparisons,
+}
+
+impl<'a, 'py> LookupKey<'a, 'py> {
+    pub fn new(slot: Slot, key: &'a Bound<'py, PyAny>, comparisons: &'a Comparisons) -> Self {
+        LookupKey {
+            slot,
+            key,
+            comparisons,
+        }
+    }
+}
+
+impl Hash for LookupKey<'_, '_> {
+    #[inline]
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.slot.hash(state);
+    }
+}
+
+impl Equivalent<EngineKey> for LookupKey<'_, '_> {
+    #[inline]
+    fn equivalent(&self, stored: &EngineKey) -> bool {
+        if self.slot != stored.slot {
+            return false;
+        }
+        if self.comparisons.error.borrow().is_some() {
+            return false;
+        }
+        match compare(&stored.key.bind(self.key.py()), self.key) {
+            Ok(outcome) => {
+                if outcome.ran_python {
+                    self.comparisons.ran_python.set(true);
+                }
+                if !outcome.equal {
+                    self.comparisons.saw_other_key.set(true);
+                }
+                outcome.equal
+            }
+            Err(err) => {
+                *self.comparisons.error.borrow_mut() = Some(err);
+                false
+            }
+        }
+    }
+}
+
+/// The outcome of comparing two keys.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Comparison {
+    pub equal: bool,
+    /// Whether Python code may have run (a user `__eq__`).
+    pub ran_python: bool,
+}
+
+/// Compares a stored key with a lookup key, as a dict does: identity, then `==`.
+#[inline]
+pub fn compare(stored: &Borrowed<'_, '_, PyAny>, probe: &Bound<'_, PyAny>) -> Result<Comparison> {
+    if stored.as_ptr() == probe.as_ptr() {
+        return Ok(Comparison {
+            equal: true,
+            ran_python: false,
+        });
+    }
+    let ran_python = !(compares_natively(stored) && compares_natively(probe));
+    // SAFETY: both objects are alive and we are attached.
+    let result =
+        unsafe { ffi::PyObject_RichCompareBool(stored.as_ptr(), probe.as_ptr(), ffi::Py_EQ) };
+    if result < 0 {
+        return Err(errors::fetch(probe.py()));
+    }
+    Ok(Comparison {
+        equal: result == 1,
+        ran_python,
+    })
+}
+
+/// Whether `==` on this object runs only CPython's own C code (never Python code):
+/// exact built-in scalars, and tuples of them.
+fn compares_natively(obj: &Bound<'_, PyAny>) -> bool {
+    compares_natively_at_depth(obj, 0)
+}
+
+fn compares_natively_at_depth(obj: &Bound<'_, PyAny>, depth: u32) -> bool {
+    if obj.is_exact_instance_of::<PyString>()
+        || obj.is_exact_instance_of::<PyInt>()
+        || obj.is_exact_instance_of::<PyFloat>()
+        || obj.is_exact_instance_of::<PyBytes>()
+        || obj.is_exact_instance_of::<PyBool>()
+        || obj.is_none()
+    {
+        return true;
+    }
+    if depth < 4 {
+        if let Ok(tuple) = obj.cast_exact::<PyTuple>() {
+            return tuple
+                .iter()
+                .all(|item| compares_natively_at_depth(&item, depth + 1));
+        }
+    }
+    false
+}

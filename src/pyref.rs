@@ -1,0 +1,146 @@
+//! Owned references to Python objects whose release is deferred.
+//!
+//! The engine drops entries inside its own maintenance, while it holds its locks.
+//! Releasing the last reference to a Python object runs arbitrary Python code
+//! (`__del__`, weakref callbacks), which may switch threads or call back into the
+//! cache — exactly what must never happen under an engine lock. So a [`PyOwned`]
+//! does not release its object when dropped: it queues the pointer on a
+//! per-thread list, and [`release_deferred`] hands the references back to Python
+//! once the engine call has returned (every public method ends with it, through
+//! [`crate::settle::Settle`]).
+
+use std::cell::RefCell;
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use pyo3::ffi;
+use pyo3::prelude::*;
+
+thread_local! {
+    /// References dropped on this thread that still have to be released.
+    static DEFERRED: RefCell<Vec<NonNull<ffi::PyObject>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// How many references wait on all threads: a cheap test, on every call, that spares
+/// the (comparatively slow) thread-local lookup when nothing is waiting anywhere.
+static WAITING: AtomicUsize = AtomicUsize::new(0);
+
+/// A strong reference to a Python object, released lazily (see the module docs).
+pub struct PyOwned(NonNull<ffi::PyObject>);
+
+// SAFETY: the pointer is only dereferenced or its reference count changed by code
+// that is attached to the interpreter: on GIL builds the GIL orders those accesses,
+// on free-threaded builds CPython's reference counting is itself thread-safe. Every
+// engine call of this crate is made while attached, so drops inside the engine are
+// too.
+unsafe impl Send for PyOwned {}
+// SAFETY: see `Send`; a shared `&PyOwned` only exposes the pointer.
+unsafe impl Sync for PyOwned {}
+
+impl PyOwned {
+    /// A new strong reference to `obj`.
+    #[inline]
+    pub fn new(obj: &Bound<'_, PyAny>) -> Self {
+        // SAFETY: `obj` is a live object and we are attached (we hold a `Bound`).
+        unsafe { ffi::Py_IncRef(obj.as_ptr()) };
+        PyOwned(NonNull::new(obj.as_ptr()).expect("a Bound is never null"))
+    }
+
+    /// Takes over the reference owned by `obj`.
+    #[inline]
+    pub fn from_bound(obj: Bound<'_, PyAny>) -> Self {
+        PyOwned(NonNull::new(obj.into_ptr()).expect("a Bound is never null"))
+    }
+
+    /// Another strong reference to the same object.
+    ///
+    /// # Safety
+    /// The calling thread must be attached to the interpreter. Engine callbacks
+    /// (listener, expiry) satisfy this because every engine call is made attached.
+    #[inline]
+    pub unsafe fn clone_attached(&self) -> Self {
+        ffi::Py_IncRef(self.0.as_ptr());
+        PyOwned(self.0)
+    }
+
+    /// Another strong reference to the same object.
+    #[inline]
+    pub fn clone_ref(&self, _py: Python<'_>) -> Self {
+        // SAFETY: the `Python` token proves we are attached.
+        unsafe { self.clone_attached() }
+    }
+
+    #[inline]
+    pub fn as_ptr(&self) -> *mut ffi::PyObject {
+        self.0.as_ptr()
+    }
+
+    /// A borrowed view, valid while `self` is alive.
+    #[inline]
+    pub fn bind<'a, 'py>(&'a self, py: Python<'py>) -> Borrowed<'a, 'py, PyAny> {
+        // SAFETY: we own a strong reference for at least the lifetime `'a`.
+        unsafe { Borrowed::from_ptr(py, self.0.as_ptr()) }
+    }
+
+    /// A new owned `Bound` to the object (one more reference).
+    #[inline]
+    pub fn to_bound<'py>(&self, py: Python<'py>) -> Bound<'py, PyAny> {
+        self.bind(py).to_owned()
+    }
+
+    /// Converts into a `Bound` that owns this reference, without deferring anything.
+    #[inline]
+    pub fn into_bound(self, py: Python<'_>) -> Bound<'_, PyAny> {
+        let ptr = self.0.as_ptr();
+        std::mem::forget(self);
+        // SAFETY: we transfer our strong reference to the `Bound`.
+        unsafe { Bound::from_owned_ptr(py, ptr) }
+    }
+}
+
+impl Drop for PyOwned {
+    fn drop(&mut self) {
+        let ptr = self.0;
+        // If the thread is being torn down the list is gone; leaking one reference
+        // is the only safe choice there, since we may not be attached anymore.
+        let pushed = DEFERRED.try_with(|deferred| deferred.borrow_mut().push(ptr));
+        if pushed.is_ok() {
+            WAITING.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+impl std::fmt::Debug for PyOwned {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "PyOwned({:p})", self.0)
+    }
+}
+
+/// Releases every reference deferred on this thread. Runs Python code (`__del__`),
+/// so it must only be called with no engine or crate lock held.
+pub fn release_deferred(_py: Python<'_>) {
+    loop {
+        let batch = DEFERRED
+            .try_with(|deferred| std::mem::take(&mut *deferred.borrow_mut()))
+            .unwrap_or_default();
+        if batch.is_empty() {
+            return;
+        }
+        WAITING.fetch_sub(batch.len(), Ordering::Relaxed);
+        for ptr in batch {
+            // SAFETY: each pointer carries one strong reference that we now give back;
+            // the `Python` token proves we are attached. A `__del__` run here may
+            // defer more references, which the next loop iteration releases.
+            unsafe { ffi::Py_DecRef(ptr.as_ptr()) };
+        }
+    }
+}
+
+/// Whether this thread has references waiting to be released.
+#[inline]
+pub fn has_deferred() -> bool {
+    WAITING.load(Ordering::Relaxed) != 0
+        && DEFERRED
+            .try_with(|deferred| !deferred.borrow().is_empty())
+            .unwrap_or(false)
+}
