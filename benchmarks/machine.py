@@ -31,6 +31,13 @@ def memory_gib() -> float | None:
     return None
 
 
+def load_average() -> list[float] | None:
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return None
+
+
 def describe(versions: dict[str, str]) -> dict[str, Any]:
     gil_check = getattr(sys, "_is_gil_enabled", None)
     return {
@@ -42,6 +49,8 @@ def describe(versions: dict[str, str]) -> dict[str, Any]:
         "python": f"{platform.python_implementation()} {platform.python_version()}",
         "gil_enabled": True if gil_check is None else bool(gil_check()),
         "pythonhashseed": os.environ.get("PYTHONHASHSEED", "random"),
+        # Other work on the machine skews every number: say how busy it was.
+        "load_before": load_average(),
         "versions": versions,
     }
 
@@ -49,8 +58,9 @@ def describe(versions: dict[str, str]) -> dict[str, Any]:
 def lines(info: dict[str, Any]) -> list[str]:
     mem = f", {info['memory_gib']:.0f} GiB" if info.get("memory_gib") else ""
     gil = "GIL enabled" if info["gil_enabled"] else "free-threaded (GIL disabled)"
+    load = info.get("load_before")
     out = [
-        f"date:    {info['date']}",
+        f"date:    {info['date']}" + (f"  (load average {load[0]:.2f})" if load else ""),
         f"cpu:     {info['cpu']}, {info['cores']} cores{mem}",
         f"os:      {info['os']}",
         f"python:  {info['python']}, {gil}, PYTHONHASHSEED={info['pythonhashseed']}",

@@ -29,9 +29,9 @@ COLORS = {
 def fmt_ns(x: float | None) -> str:
     if x is None:
         return "—"
-    if x < 10:
+    if abs(x) < 10:
         return f"{x:.2f}"
-    if x < 1000:
+    if abs(x) < 1000:
         return f"{x:.0f}"
     return f"{x:,.0f}"
 
@@ -61,6 +61,15 @@ def _speedup(reference: float | None, value: float | None) -> float | None:
     if reference is None or value is None or value <= 0:
         return None
     return reference / value
+
+
+def _load_text(m: dict[str, Any]) -> str:
+    load = m.get("load_before")
+    if not load:
+        return ""
+    after = m.get("load_after")
+    tail = f", {after[0]:.1f} after" if after else ""
+    return f"; load average {load[0]:.1f} when the run started{tail}"
 
 
 def _version_text(label: str, version: str) -> str:
@@ -200,12 +209,9 @@ def _engine_section(results: dict[str, Any]) -> list[str]:
         "## The engine alone vs a Python call",
         "",
         "`cargo bench --bench engine` (criterion, `benches/engine.rs`) times `moka::sync::Cache` "
-        "as the "
-        "binding configures it: `u64` slot keys under a seeded multiply-xorshift hasher, "
-        "`Arc<Node>` values "
-        "(a node of two pointers, allocated per insert), capacity 10,000, mimalloc. Median ns per "
-        "operation "
-        "with criterion's 95% interval.",
+        "as the binding configures it: `u64` slot keys under a seeded multiply-xorshift hasher, "
+        "`Arc<Node>` values (a node of two pointers, allocated per insert), capacity 10,000, "
+        "mimalloc. Median ns per operation with criterion's 95% interval.",
         "",
     ]
     rows = []
@@ -223,12 +229,10 @@ def _engine_section(results: dict[str, Any]) -> list[str]:
     out += [
         "",
         "The same operations through Python (single-thread cases above, median ns/op). The "
-        "boundary column is "
-        "the Python call minus the engine's time for the closest engine configuration: the cost "
-        "of the loop, the "
-        "call, hashing, the binding's own work and any maintenance the binding runs. It is a "
-        "difference of two "
-        "medians taken in different processes, so read it as an estimate.",
+        "boundary column is the Python call minus the engine's time for the closest engine "
+        "configuration: the cost of the loop, the call, hashing, the binding's own work and any "
+        "maintenance the binding runs. It is a difference of two medians taken in different "
+        "processes, so read it as an estimate.",
         "",
     ]
     pairs = [
@@ -285,20 +289,17 @@ def _threads_section(results: dict[str, Any]) -> list[str]:
         "## Threads: one shared cache",
         "",
         f"Operations per second of 1, 2 and 4 threads sharing one 10,000-entry cache, {mode}. "
-        "Each thread walks "
-        f"its own shuffle of the keys and does 4 `get` + 1 `set` of an existing key per key "
-        f"({th['keys_per_thread']:,} keys per thread). Each library runs in its own subprocess, "
-        "killed after "
-        f"120 s if it hangs; median of {th['rounds']} rounds.",
+        "Each thread walks its own shuffle of the keys and does 4 `get` + 1 `set` of an existing "
+        f"key per key ({th['keys_per_thread']:,} keys per thread). Each library runs in its own "
+        f"subprocess, killed after 120 s if it hangs; median of {th['rounds']} rounds.",
         "",
     ]
     if th["gil_enabled"]:
         out += [
             "With the GIL only one thread runs Python at a time, so more threads cannot add "
-            "throughput; "
-            "what this shows is how much each library loses to lock hand-offs and contention. A "
-            "free-threaded interpreter (3.14t) running this same command fills in the GIL-free "
-            "numbers.",
+            "throughput; what this shows is how much each library loses to lock hand-offs and "
+            "contention. A free-threaded interpreter (3.14t) running this same command fills in "
+            "the GIL-free numbers.",
             "",
         ]
     rows = []
@@ -357,12 +358,9 @@ def _memory_section(results: dict[str, Any]) -> list[str]:
         "## Memory",
         "",
         f"Resident memory per entry with {mem['entries']:,} int→int entries, each library in a "
-        "fresh process: "
-        "RSS after building the key list and before creating the cache, then after inserting "
-        "every key as its "
-        "own value (and running pending maintenance where the library has it), divided by the "
-        "entry count. "
-        f"Median of {mem['rounds']} run(s).",
+        "fresh process: RSS after building the key list and before creating the cache, then "
+        "after inserting every key as its own value (and running pending maintenance where the "
+        f"library has it), divided by the entry count. Median of {mem['rounds']} run(s).",
         "",
     ]
     out += _table(
@@ -382,8 +380,8 @@ def _hitratio_section(results: dict[str, Any]) -> list[str]:
         "",
         f"Every bounded policy sees the same seeded streams of {hr['length']:,} requests (numpy "
         f"`default_rng({hr['seed']})`, see `benchmarks/streams.py`) at the same capacity. A miss "
-        "inserts the key. "
-        "The ratio counts every request, cold start included. Best per column in bold.",
+        "inserts the key. The ratio counts every request, cold start included. Best per column "
+        "in bold.",
         "",
         "![Hit ratio by capacity](img/hitratio.png)",
         "",
@@ -414,8 +412,7 @@ def _floor_section(results: dict[str, Any]) -> list[str]:
         "### Harness floor",
         "",
         "What the timing loop costs with no cache at all. Nothing is subtracted from the rows "
-        "above; these rows "
-        "say how much of each number is the loop itself.",
+        "above; these rows say how much of each number is the loop itself.",
         "",
     ]
     out += _table(["loop", "median ns/op", "best ns/op"], rows)
@@ -433,12 +430,9 @@ def markdown(results: dict[str, Any]) -> str:
         "# Benchmarks",
         "",
         f"Numbers from a {kind} on **{m['date']}**: {m['cpu']}, {m['cores']} cores{mem}, "
-        f"{m['os']}, "
-        f"{m['python']} ({gil}). Absolute times depend on the machine; the ratios, measured in "
-        "one process "
-        "with the libraries interleaved, are what carries over. On a noisy 2-core machine like "
-        "this one, "
-        "differences under about 15% are noise.",
+        f"{m['os']}, {m['python']} ({gil}){_load_text(m)}. Absolute times depend on the machine; "
+        "the ratios, measured in one process with the libraries interleaved, are what carries "
+        "over. On a noisy 2-core machine like this one, differences under about 15% are noise.",
         "",
         "Versions: " + ", ".join(_version_text(k, v) for k, v in m["versions"].items()) + ".",
         "",
@@ -451,17 +445,16 @@ def markdown(results: dict[str, Any]) -> str:
         "```",
         "",
         "The session installs this tree in release mode and the `bench` dependency group of "
-        "`pyproject.toml`, which pins the other libraries' versions; `benchmarks/run.py` installs "
-        "moka-py 0.5.0 from PyPI into `benchmarks/.peers/` and imports it as `moka_py_050`, next "
-        "to this "
-        "tree's `moka_py`. Raw results go to `benchmarks/results/*.json`; "
-        "`python benchmarks/run.py --from-json benchmarks/results/latest.json` re-renders this "
-        "page.",
+        "`pyproject.toml`, which pins the other libraries' versions; `benchmarks/run.py` "
+        "installs moka-py 0.5.0 from PyPI into `benchmarks/.peers/` and imports it as "
+        "`moka_py_050`, next to this tree's `moka_py`. Raw results go to "
+        "`benchmarks/results/*.json`; `python benchmarks/run.py --from-json "
+        "benchmarks/results/latest.json` re-renders this page.",
         "",
         "## Headline: this tree against moka-py 0.5.0",
         "",
-        "10,000-entry caches, string keys, median ns per operation (lower is better). "
-        "*Speed-up* is 0.5.0's time divided by this tree's: above 1 means this tree is faster.",
+        "10,000-entry caches, string keys, median ns per operation (lower is better). *Speed-up* "
+        "is 0.5.0's time divided by this tree's: above 1 means this tree is faster.",
         "",
     ]
     lines += _table(
@@ -473,25 +466,19 @@ def markdown(results: dict[str, Any]) -> str:
         "## Method",
         "",
         "- Each case builds one cache per library (capacity 10,000, string keys hashed before "
-        "timing), then "
-        f"runs {st['rounds']} rounds after one discarded warm-up round. A round times one loop of "
-        "10,000 "
-        "calls per library with `time.perf_counter_ns` around the whole loop; the libraries take "
-        "turns in a "
-        "rotating order (A,B,C / B,C,A / ...), so drift on the machine hits all of them alike.",
-        "- The loop calls the library's own bound method (`cache.get`, `cache.__setitem__`, ...). "
-        "Where a "
-        "library lacks an operation, the row says how it is done instead (for example a Python "
-        "loop of `get` "
-        "for `get_many`), or the library is listed as not measured.",
+        f"timing), then runs {st['rounds']} rounds after one discarded warm-up round. A round "
+        "times one loop of 10,000 calls per library with `time.perf_counter_ns` around the whole "
+        "loop; the libraries take turns in a rotating order (A,B,C / B,C,A / ...), so drift on "
+        "the machine hits all of them alike.",
+        "- The loop calls the library's own bound method (`cache.get`, `cache.__setitem__`, "
+        "...). Where a library lacks an operation, the row says how it is done instead (for "
+        "example a Python loop of `get` for `get_many`), or the library is listed as not "
+        "measured.",
         "- Median and best ns/op over the rounds; *spread* is half the interquartile range "
-        "relative to the "
-        "median. *vs 0.5.0* and *vs lru_cache* divide that library's median by this row's: above "
-        "1 means "
-        "this row is faster.",
+        "relative to the median. *vs 0.5.0* and *vs lru_cache* divide that library's median by "
+        "this row's: above 1 means this row is faster.",
         "- The garbage collector is paused during each timed loop and its young generations are "
-        "collected "
-        "between loops. `PYTHONHASHSEED=0` for every run.",
+        "collected between loops. `PYTHONHASHSEED=0` for every run.",
         "- Entries that need a state reset (removals, inserts of new keys) get it before each "
         "loop, untimed.",
         "",

@@ -296,6 +296,7 @@ def main(argv: list[str] | None = None) -> int:
             say(f"engine     skipped: {e}")
             results["engine_error"] = str(e)
     results["elapsed_s"]["total"] = round(time.perf_counter() - started, 1)
+    info["load_after"] = machine.load_average()
 
     RESULTS.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")
