@@ -4,6 +4,7 @@
 //! which delivers eviction notifications and releases dropped references once no
 //! engine lock is held.
 
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use pyo3::exceptions::PyTypeError;
@@ -31,54 +32,97 @@ use crate::store::{EntryOptions, Store};
 /// `expire_after_update` methods giving each entry its own lifetime.
 #[pyclass(frozen, module = "moka_py", subclass, weakref, generic)]
 pub struct Moka {
-    store: Store,
+    /// Set by `__init__` (so subclasses may define their own `__init__` and call
+    /// `super().__init__(...)`), or by `__setstate__` when copying or unpickling.
+    store: OnceLock<Store>,
     /// Per-cache state of `aget_with` (see `moka_py/_aio.py`), created on first use.
     async_state: PyOnceLock<Py<PyAny>>,
 }
 
 impl Moka {
-    pub fn store(&self) -> &Store {
-        &self.store
+    fn unconfigured() -> Moka {
+        Moka {
+            store: OnceLock::new(),
+            async_state: PyOnceLock::new(),
+        }
     }
 
-    /// Builds a cache; `capacity=None` (unbounded) is accepted only internally, for
-    /// `cached(maxsize=None)`.
+    /// The cache's store; an error if `__init__` never ran (a subclass `__init__`
+    /// that does not call `super().__init__`).
+    #[inline]
+    pub fn store(&self) -> Result<&Store> {
+        self.store.get().ok_or_else(|| {
+            Error::Runtime(
+                "this Moka was never initialized: a subclass that defines __init__ must call \
+                 super().__init__(capacity, ...)"
+                    .to_owned(),
+            )
+        })
+    }
+
+    /// Validates the arguments and sets the store up (once).
     #[allow(clippy::too_many_arguments)]
-    pub fn create(
+    fn configure(
+        &self,
         capacity: &Bound<'_, PyAny>,
         ttl: Option<&Bound<'_, PyAny>>,
         tti: Option<&Bound<'_, PyAny>>,
         eviction_listener: Option<&Bound<'_, PyAny>>,
-        policy: &Bound<'_, PyAny>,
+        policy: Option<&Bound<'_, PyAny>>,
         weigher: Option<&Bound<'_, PyAny>>,
         expiry: Option<&Bound<'_, PyAny>>,
         allow_unbounded: bool,
-    ) -> Result<Moka> {
+    ) -> Result<()> {
+        if self.store.get().is_some() {
+            return Err(Error::Runtime(
+                "this Moka is already initialized; its configuration cannot change".to_owned(),
+            ));
+        }
+        let py = capacity.py();
+        let default_policy = pyo3::intern!(py, "tiny_lfu").clone().into_any();
         let config = Config::parse(
             capacity,
             ttl,
             tti,
             eviction_listener,
-            policy,
+            policy.unwrap_or(&default_policy),
             weigher,
             expiry,
             allow_unbounded,
         )?;
-        Ok(Moka {
-            store: Store::new(
-                config.capacity,
-                config.policy,
-                config.weigher,
-                config.expiry,
-                config.listener,
-            ),
-            async_state: PyOnceLock::new(),
+        let store = Store::new(
+            config.capacity,
+            config.policy,
+            config.weigher,
+            config.expiry,
+            config.listener,
+        );
+        self.store.set(store).map_err(|_| {
+            Error::Runtime("this Moka is already initialized; its configuration cannot change".to_owned())
         })
+    }
+
+    /// Sets the store up from `config_kwargs`-shaped arguments.
+    fn configure_from(&self, capacity: &Bound<'_, PyAny>, kwargs: &Bound<'_, PyDict>) -> Result<()> {
+        let get = |name: &str| -> Result<Option<Bound<'_, PyAny>>> {
+            Ok(kwargs.get_item(name)?.filter(|v| !v.is_none()))
+        };
+        self.configure(
+            capacity,
+            get("ttl")?.as_ref(),
+            get("tti")?.as_ref(),
+            get("eviction_listener")?.as_ref(),
+            get("policy")?.as_ref(),
+            get("weigher")?.as_ref(),
+            get("expiry")?.as_ref(),
+            true,
+        )
     }
 
     /// The constructor arguments that rebuild this cache's configuration.
     fn config_kwargs<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let spec = self.store.spec();
+        let store = self.store()?;
+        let spec = store.spec();
         let kwargs = PyDict::new(py);
         kwargs.set_item("ttl", spec.expiry.ttl.map(|d| d.as_secs_f64()))?;
         kwargs.set_item("tti", spec.expiry.tti.map(|d| d.as_secs_f64()))?;
@@ -87,7 +131,7 @@ impl Moka {
             spec.notifier.listener.as_ref().map(|l| l.callable().clone_ref(py)),
         )?;
         kwargs.set_item("policy", spec.policy.as_str())?;
-        kwargs.set_item("weigher", self.store.weigher().map(|w| w.clone_ref(py)))?;
+        kwargs.set_item("weigher", store.weigher().map(|w| w.clone_ref(py)))?;
         kwargs.set_item(
             "expiry",
             spec.expiry.hooks.as_ref().map(|h| h.object().clone_ref(py)),
@@ -98,7 +142,7 @@ impl Moka {
     /// The live entries as `(key, value, remaining lifetime, per-entry tti)`.
     fn snapshot_state<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
         let entries = PyList::empty(py);
-        for (key, node) in self.store.entries() {
+        for (key, node) in self.store()?.entries() {
             let expiry = node.expiry();
             let lifetime = expiry.and_then(|e| e.remaining_lifetime(std::time::Instant::now()));
             if lifetime == Some(Duration::ZERO) {
@@ -113,6 +157,20 @@ impl Moka {
             ))?;
         }
         Ok(entries)
+    }
+
+    /// What a copy needs: `(capacity, configuration, entries, instance __dict__)`.
+    fn state<'py>(&self, py: Python<'py>, dict: Option<Bound<'py, PyAny>>) -> PyResult<Bound<'py, PyTuple>> {
+        let capacity = self.store()?.capacity().into_pyobject(py)?.into_any();
+        PyTuple::new(
+            py,
+            [
+                capacity,
+                self.config_kwargs(py)?.into_any(),
+                self.snapshot_state(py)?.into_any(),
+                none_or(py, dict),
+            ],
+        )
     }
 
     fn restore_entries(&self, entries: &Bound<'_, PyAny>) -> Result<()> {
@@ -136,17 +194,11 @@ impl Moka {
                 skip_hooks: true,
             };
             let hash = keys::hash(&key)?;
-            self.store.put(&key, hash, &value, &options)?;
+            self.store()?.put(&key, hash, &value, &options)?;
         }
         Ok(())
     }
 
-    /// An empty cache of the same type and configuration.
-    fn empty_like<'py>(slf: &Bound<'py, Self>, kwargs: &Bound<'py, PyDict>) -> PyResult<Bound<'py, PyAny>> {
-        let cls = slf.get_type();
-        let capacity = slf.get().store.capacity();
-        cls.call_method("__new__", (&cls, capacity), Some(kwargs))
-    }
 }
 
 fn entry_options(ttl: Option<&Bound<'_, PyAny>>, tti: Option<&Bound<'_, PyAny>>) -> Result<EntryOptions> {
@@ -187,10 +239,15 @@ fn check_picklable(py: Python<'_>, name: &str, value: Option<&Bound<'_, PyAny>>,
 #[pymethods]
 impl Moka {
     #[new]
+    #[pyo3(signature = (*_args, **_kwargs))]
+    fn new(_args: &Bound<'_, PyTuple>, _kwargs: Option<&Bound<'_, PyDict>>) -> Self {
+        Moka::unconfigured()
+    }
+
     #[pyo3(signature = (capacity, ttl=None, tti=None, eviction_listener=None, policy=None, weigher=None, expiry=None))]
     #[allow(clippy::too_many_arguments)]
-    fn new(
-        py: Python<'_>,
+    fn __init__(
+        &self,
         capacity: &Bound<'_, PyAny>,
         ttl: Option<&Bound<'_, PyAny>>,
         tti: Option<&Bound<'_, PyAny>>,
@@ -198,19 +255,8 @@ impl Moka {
         policy: Option<&Bound<'_, PyAny>>,
         weigher: Option<&Bound<'_, PyAny>>,
         expiry: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<Self> {
-        let default_policy = pyo3::intern!(py, "tiny_lfu").clone().into_any();
-        let policy = policy.unwrap_or(&default_policy);
-        Ok(Moka::create(
-            capacity,
-            ttl,
-            tti,
-            eviction_listener,
-            policy,
-            weigher,
-            expiry,
-            false,
-        )?)
+    ) -> PyResult<()> {
+        Ok(self.configure(capacity, ttl, tti, eviction_listener, policy, weigher, expiry, false)?)
     }
 
     /// Stores `value` under `key`, replacing any previous value.
@@ -228,7 +274,7 @@ impl Moka {
         let _settle = Settle::new(key.py());
         let hash = keys::hash(key)?;
         let options = entry_options(ttl, tti)?;
-        Ok(self.store.put(key, hash, value, &options)?)
+        Ok(self.store()?.put(key, hash, value, &options)?)
     }
 
     /// Returns the value of `key`, or `default` if it is absent (or expired).
@@ -237,7 +283,7 @@ impl Moka {
         let py = key.py();
         let _settle = Settle::new(py);
         let hash = keys::hash(key)?;
-        match self.store.get(key, hash)? {
+        match self.store()?.get(key, hash)? {
             Some(value) => Ok(value),
             None => Ok(default.unwrap_or_else(|| py.None().into_bound(py))),
         }
@@ -263,7 +309,7 @@ impl Moka {
         require_callable("initializer", initializer)?;
         let options = entry_options(ttl, tti)?;
         Ok(self
-            .store
+            .store()?
             .get_with(key, hash, &options, || initializer.call0())?)
     }
 
@@ -293,40 +339,42 @@ impl Moka {
         let py = key.py();
         let _settle = Settle::new(py);
         let hash = keys::hash(key)?;
-        match self.store.remove(key, hash)? {
+        match self.store()?.remove(key, hash)? {
             Some(value) => Ok(value),
             None => Ok(default.unwrap_or_else(|| py.None().into_bound(py))),
         }
     }
 
     /// Removes every entry (each is reported to the listener as "explicit").
-    fn clear(&self, py: Python<'_>) {
+    fn clear(&self, py: Python<'_>) -> PyResult<()> {
         let _settle = Settle::new(py);
-        self.store.clear(py);
+        self.store()?.clear(py);
+        Ok(())
     }
 
     /// The number of entries, cheaply: it may still include entries whose removal
     /// is pending. `len(cache)` is exact.
-    fn count(&self) -> u64 {
-        self.store.count()
+    fn count(&self) -> PyResult<u64> {
+        Ok(self.store()?.count())
     }
 
     /// The total weight of the entries (the count, without a weigher); at most
     /// `capacity` whenever a call has returned.
-    fn weighted_size(&self) -> u64 {
-        self.store.weighted_size()
+    fn weighted_size(&self) -> PyResult<u64> {
+        Ok(self.store()?.weighted_size())
     }
 
     /// Applies pending maintenance (evictions, expirations, listener calls) now.
-    fn run_pending_tasks(&self, py: Python<'_>) {
+    fn run_pending_tasks(&self, py: Python<'_>) -> PyResult<()> {
         let _settle = Settle::new(py);
-        self.store.run_pending_tasks();
+        self.store()?.run_pending_tasks();
+        Ok(())
     }
 
     /// A snapshot of the cache's statistics (see `CacheStats`).
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let _settle = Settle::new(py);
-        let s = self.store.stats();
+        let s = self.store()?.stats();
         let cls = cache_stats_type(py)?;
         cls.call1((
             s.hits,
@@ -347,8 +395,9 @@ impl Moka {
         let py = predicate.py();
         let _settle = Settle::new(py);
         require_callable("predicate", predicate)?;
+        let store = self.store()?;
         let mut doomed = Vec::new();
-        for (key, node) in self.store.entries() {
+        for (key, node) in store.entries() {
             let verdict = predicate.call1((key.key().to_bound(py), node.value(py)))?;
             if verdict.is_truthy()? {
                 doomed.push((key, node));
@@ -356,7 +405,7 @@ impl Moka {
         }
         Ok(doomed
             .iter()
-            .filter(|(key, node)| self.store.remove_if_current(py, key, node))
+            .filter(|(key, node)| store.remove_if_current(py, key, node))
             .count())
     }
 
@@ -368,7 +417,7 @@ impl Moka {
         for key in keys.try_iter()? {
             let key = key?;
             let hash = keys::hash(&key)?;
-            if let Some(value) = self.store.get(&key, hash)? {
+            if let Some(value) = self.store()?.get(&key, hash)? {
                 found.set_item(key, value)?;
             }
         }
@@ -402,7 +451,7 @@ impl Moka {
                 ))
             })?;
             let hash = keys::hash(&key)?;
-            self.store.put(&key, hash, &value, &options)?;
+            self.store()?.put(&key, hash, &value, &options)?;
         }
         Ok(())
     }
@@ -414,7 +463,7 @@ impl Moka {
         for key in keys.try_iter()? {
             let key = key?;
             let hash = keys::hash(&key)?;
-            if self.store.remove(&key, hash)?.is_some() {
+            if self.store()?.remove(&key, hash)?.is_some() {
                 removed += 1;
             }
         }
@@ -424,20 +473,20 @@ impl Moka {
     /// A list of the live keys (a snapshot; no read is recorded).
     fn keys<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
         let _settle = Settle::new(py);
-        PyList::new(py, self.store.entries().iter().map(|(k, _)| k.key().to_bound(py)))
+        PyList::new(py, self.store()?.entries().iter().map(|(k, _)| k.key().to_bound(py)))
     }
 
     /// A list of the live values (a snapshot; no read is recorded).
     fn values<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
         let _settle = Settle::new(py);
-        PyList::new(py, self.store.entries().iter().map(|(_, n)| n.value(py)))
+        PyList::new(py, self.store()?.entries().iter().map(|(_, n)| n.value(py)))
     }
 
     /// A list of the live `(key, value)` pairs (a snapshot; no read is recorded).
     fn items<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
         let _settle = Settle::new(py);
         let pairs = self
-            .store
+            .store()?
             .entries()
             .iter()
             .map(|(k, n)| PyTuple::new(py, [k.key().to_bound(py), n.value(py)]))
@@ -450,22 +499,22 @@ impl Moka {
     }
 
     /// The exact number of live entries (pending maintenance is applied first).
-    fn __len__(&self, py: Python<'_>) -> usize {
+    fn __len__(&self, py: Python<'_>) -> PyResult<usize> {
         let _settle = Settle::new(py);
-        usize::try_from(self.store.len()).unwrap_or(usize::MAX)
+        Ok(usize::try_from(self.store()?.len()).unwrap_or(usize::MAX))
     }
 
     /// Whether `key` is present; no read is recorded and its idle timer is not reset.
     fn __contains__(&self, key: &Bound<'_, PyAny>) -> PyResult<bool> {
         let _settle = Settle::new(key.py());
         let hash = keys::hash(key)?;
-        Ok(self.store.contains(key, hash)?)
+        Ok(self.store()?.contains(key, hash)?)
     }
 
     fn __getitem__<'py>(&self, key: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
         let _settle = Settle::new(key.py());
         let hash = keys::hash(key)?;
-        match self.store.get(key, hash)? {
+        match self.store()?.get(key, hash)? {
             Some(value) => Ok(value),
             None => Err(Error::MissingKey(key.clone().unbind()).into()),
         }
@@ -474,13 +523,13 @@ impl Moka {
     fn __setitem__(&self, key: &Bound<'_, PyAny>, value: &Bound<'_, PyAny>) -> PyResult<()> {
         let _settle = Settle::new(key.py());
         let hash = keys::hash(key)?;
-        Ok(self.store.put(key, hash, value, &EntryOptions::default())?)
+        Ok(self.store()?.put(key, hash, value, &EntryOptions::default())?)
     }
 
     fn __delitem__(&self, key: &Bound<'_, PyAny>) -> PyResult<()> {
         let _settle = Settle::new(key.py());
         let hash = keys::hash(key)?;
-        match self.store.remove(key, hash)? {
+        match self.store()?.remove(key, hash)? {
             Some(_) => Ok(()),
             None => Err(Error::MissingKey(key.clone().unbind()).into()),
         }
@@ -488,73 +537,75 @@ impl Moka {
 
     /// The maximum total weight (`None`: unbounded).
     #[getter]
-    fn capacity(&self) -> Option<u64> {
-        self.store.capacity()
+    fn capacity(&self) -> PyResult<Option<u64>> {
+        Ok(self.store()?.capacity())
     }
 
     /// The cache-wide time to live, in seconds (`None`: entries do not expire by age).
     #[getter]
-    fn ttl(&self) -> Option<f64> {
-        self.store.spec().expiry.ttl.map(|d| d.as_secs_f64())
+    fn ttl(&self) -> PyResult<Option<f64>> {
+        Ok(self.store()?.spec().expiry.ttl.map(|d| d.as_secs_f64()))
     }
 
     /// The cache-wide time to idle, in seconds (`None`: entries do not expire by idleness).
     #[getter]
-    fn tti(&self) -> Option<f64> {
-        self.store.spec().expiry.tti.map(|d| d.as_secs_f64())
+    fn tti(&self) -> PyResult<Option<f64>> {
+        Ok(self.store()?.spec().expiry.tti.map(|d| d.as_secs_f64()))
     }
 
     /// The eviction policy: `"tiny_lfu"` or `"lru"`.
     #[getter]
-    fn policy(&self) -> &'static str {
-        self.store.spec().policy.as_str()
+    fn policy(&self) -> PyResult<&'static str> {
+        Ok(self.store()?.spec().policy.as_str())
     }
 
     /// The eviction listener, or `None`.
     #[getter]
-    fn eviction_listener(&self, py: Python<'_>) -> Option<Py<PyAny>> {
-        self.store
+    fn eviction_listener(&self, py: Python<'_>) -> PyResult<Option<Py<PyAny>>> {
+        Ok(self
+            .store()?
             .spec()
             .notifier
             .listener
             .as_ref()
-            .map(|l| l.callable().clone_ref(py))
+            .map(|l| l.callable().clone_ref(py)))
     }
 
     /// The weigher, or `None`.
     #[getter]
-    fn weigher(&self, py: Python<'_>) -> Option<Py<PyAny>> {
-        self.store.weigher().map(|w| w.clone_ref(py))
+    fn weigher(&self, py: Python<'_>) -> PyResult<Option<Py<PyAny>>> {
+        Ok(self.store()?.weigher().map(|w| w.clone_ref(py)))
     }
 
     /// The per-entry expiry policy object, or `None`.
     #[getter]
-    fn expiry(&self, py: Python<'_>) -> Option<Py<PyAny>> {
-        self.store
+    fn expiry(&self, py: Python<'_>) -> PyResult<Option<Py<PyAny>>> {
+        Ok(self
+            .store()?
             .spec()
             .expiry
             .hooks
             .as_ref()
-            .map(|h| h.object().clone_ref(py))
+            .map(|h| h.object().clone_ref(py)))
     }
 
     fn __repr__(slf: &Bound<'_, Self>) -> PyResult<String> {
         let py = slf.py();
         let this = slf.get();
         let name = slf.get_type().qualname()?;
-        let capacity = match this.store.capacity() {
+        let capacity = match this.store()?.capacity() {
             Some(c) => c.to_string(),
             None => "None".to_owned(),
         };
         let mut repr = format!("{name}(capacity={capacity}");
         let seconds = |d: Option<Duration>| d.map_or_else(|| "None".to_owned(), |d| format!("{:?}", d.as_secs_f64()));
-        let spec = this.store.spec();
+        let spec = this.store()?.spec();
         repr.push_str(&format!(", ttl={}, tti={}", seconds(spec.expiry.ttl), seconds(spec.expiry.tti)));
         repr.push_str(&format!(", policy='{}'", spec.policy.as_str()));
         for (name, value) in [
-            ("eviction_listener", this.eviction_listener(py)),
-            ("weigher", this.weigher(py)),
-            ("expiry", this.expiry(py)),
+            ("eviction_listener", this.eviction_listener(py)?),
+            ("weigher", this.weigher(py)?),
+            ("expiry", this.expiry(py)?),
         ] {
             if let Some(value) = value {
                 repr.push_str(&format!(", {name}={}", value.bind(py).repr()?));
@@ -567,10 +618,8 @@ impl Moka {
     fn __copy__<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
         let py = slf.py();
         let _settle = Settle::new(py);
-        let this = slf.get();
-        let copy = Moka::empty_like(slf, &this.config_kwargs(py)?)?;
-        let dict = instance_dict(slf)?.map(|d| d.call_method0("copy")).transpose()?;
-        let state = PyTuple::new(py, [this.snapshot_state(py)?.into_any(), none_or(py, dict)])?;
+        let state = slf.get().state(py, instance_dict(slf)?.map(|d| d.call_method0("copy")).transpose()?)?;
+        let copy = blank_of(slf)?;
         copy.call_method1("__setstate__", (state,))?;
         Ok(copy)
     }
@@ -578,19 +627,18 @@ impl Moka {
     fn __deepcopy__<'py>(slf: &Bound<'py, Self>, memo: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
         let py = slf.py();
         let _settle = Settle::new(py);
-        let deepcopy = py.import("copy")?.getattr("deepcopy")?;
-        let this = slf.get();
-        let kwargs = deepcopy.call1((this.config_kwargs(py)?, memo))?.cast_into::<PyDict>()?;
-        let copy = Moka::empty_like(slf, &kwargs)?;
+        let copy = blank_of(slf)?;
         // Registered before copying the contents, so entries that refer back to this
         // cache refer to the copy.
         memo.set_item(slf.as_ptr() as usize, &copy)?;
-        let dict = instance_dict(slf)?;
-        let state = PyTuple::new(py, [this.snapshot_state(py)?.into_any(), none_or(py, dict)])?;
+        let state = slf.get().state(py, instance_dict(slf)?)?;
+        let deepcopy = py.import("copy")?.getattr("deepcopy")?;
         copy.call_method1("__setstate__", (deepcopy.call1((state, memo))?,))?;
         Ok(copy)
     }
 
+    /// Pickles the configuration and the live entries (with their remaining
+    /// lifetimes); the listener, weigher and expiry object must be picklable.
     fn __reduce_ex__<'py>(slf: &Bound<'py, Self>, protocol: i32) -> PyResult<Bound<'py, PyTuple>> {
         let py = slf.py();
         let _settle = Settle::new(py);
@@ -599,26 +647,27 @@ impl Moka {
         for name in ["eviction_listener", "weigher", "expiry"] {
             check_picklable(py, name, kwargs.get_item(name)?.as_ref(), protocol.max(2))?;
         }
-        let newobj_ex = py.import("copyreg")?.getattr("__newobj_ex__")?;
-        let args = PyTuple::new(py, [this.store.capacity()])?;
-        let state = PyTuple::new(
-            py,
-            [this.snapshot_state(py)?.into_any(), none_or(py, instance_dict(slf)?)],
-        )?;
+        let newobj = py.import("copyreg")?.getattr("__newobj__")?;
+        let state = this.state(py, instance_dict(slf)?)?;
         PyTuple::new(
             py,
-            [
-                newobj_ex,
-                PyTuple::new(py, [slf.get_type().into_any(), args.into_any(), kwargs.into_any()])?.into_any(),
-                state.into_any(),
-            ],
+            [newobj, PyTuple::new(py, [slf.get_type()])?.into_any(), state.into_any()],
         )
     }
 
+    /// Restores what `__reduce_ex__`/`__copy__` saved: `(capacity, configuration,
+    /// entries, instance __dict__ or None)`.
     fn __setstate__(slf: &Bound<'_, Self>, state: &Bound<'_, PyAny>) -> PyResult<()> {
         let _settle = Settle::new(slf.py());
-        let (entries, dict): (Bound<'_, PyAny>, Bound<'_, PyAny>) = state.extract()?;
-        slf.get().restore_entries(&entries)?;
+        let (capacity, kwargs, entries, dict): (
+            Bound<'_, PyAny>,
+            Bound<'_, PyDict>,
+            Bound<'_, PyAny>,
+            Bound<'_, PyAny>,
+        ) = state.extract()?;
+        let this = slf.get();
+        this.configure_from(&capacity, &kwargs)?;
+        this.restore_entries(&entries)?;
         if !dict.is_none() {
             if let Some(own) = instance_dict(slf)? {
                 own.call_method1("update", (dict,))?;
@@ -639,7 +688,9 @@ impl Moka {
         policy: &Bound<'_, PyAny>,
         weigher: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Moka> {
-        Ok(Moka::create(capacity, ttl, tti, None, policy, weigher, None, true)?)
+        let cache = Moka::unconfigured();
+        cache.configure(capacity, ttl, tti, None, Some(policy), weigher, None, true)?;
+        Ok(cache)
     }
 
     /// Like `get`, but not counted in `stats()` (the read is still recorded).
@@ -648,7 +699,7 @@ impl Moka {
         let py = key.py();
         let _settle = Settle::new(py);
         let hash = keys::hash(key)?;
-        match self.store.lookup(key, hash)? {
+        match self.store()?.lookup(key, hash)? {
             Some(node) => Ok(node.value(py)),
             None => Ok(default.unwrap_or_else(|| py.None().into_bound(py))),
         }
@@ -663,14 +714,21 @@ impl Moka {
     }
 
     /// Counts a load that ran outside `get_with` (success flag, seconds).
-    fn _record_load(&self, ok: bool, seconds: f64) {
-        self.store
+    fn _record_load(&self, ok: bool, seconds: f64) -> PyResult<()> {
+        self.store()?
             .record_load(ok, Duration::try_from_secs_f64(seconds).unwrap_or_default());
+        Ok(())
     }
 }
 
 fn none_or<'py>(py: Python<'py>, value: Option<Bound<'py, PyAny>>) -> Bound<'py, PyAny> {
     value.unwrap_or_else(|| py.None().into_bound(py))
+}
+
+/// A new, not yet configured instance of `slf`'s class (no `__init__` call).
+fn blank_of<'py>(slf: &Bound<'py, Moka>) -> PyResult<Bound<'py, PyAny>> {
+    let cls = slf.get_type();
+    cls.call_method1(pyo3::intern!(slf.py(), "__new__"), (&cls,))
 }
 
 /// The `__dict__` of a subclass instance, if it has one.

@@ -135,7 +135,7 @@ impl CachedFunction {
         }
         let key = self.make_key(args, kwargs)?;
         let hash = keys::hash(&key)?;
-        let store = self.cache.get().store();
+        let store = self.cache.get().store()?;
         if let Some(value) = store.get(&key, hash)? {
             self.hits.add(1);
             return Ok(value);
@@ -179,7 +179,7 @@ impl CachedFunction {
         let _settle = Settle::new(args.py());
         let key = self.make_key(args, kwargs)?;
         let hash = keys::hash(&key)?;
-        match self.cache.get().store().get(&key, hash)? {
+        match self.cache.get().store()?.get(&key, hash)? {
             Some(value) => {
                 self.hits.add(1);
                 Ok((key, value))
@@ -201,7 +201,7 @@ impl CachedFunction {
         Ok(self
             .cache
             .get()
-            .store()
+            .store()?
             .put(key, hash, value, &EntryOptions::default())?)
     }
 
@@ -213,16 +213,17 @@ impl CachedFunction {
     /// `CacheInfo(hits, misses, maxsize, currsize)`, as `lru_cache` reports it.
     fn cache_info<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let _settle = Settle::new(py);
-        let currsize = self.cache.get().store().len();
+        let currsize = self.cache.get().store()?.len();
         cache_info_type(py)?.call1((self.hits.get(), self.misses.get(), self.maxsize, currsize))
     }
 
     /// Empties the cache and resets the hit/miss counts.
-    fn cache_clear(&self, py: Python<'_>) {
+    fn cache_clear(&self, py: Python<'_>) -> PyResult<()> {
         let _settle = Settle::new(py);
-        self.cache.get().store().clear(py);
+        self.cache.get().store()?.clear(py);
         self.hits.reset();
         self.misses.reset();
+        Ok(())
     }
 
     /// `{'maxsize': ..., 'typed': ...}`, as `lru_cache` reports it; the rest of the

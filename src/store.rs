@@ -29,7 +29,7 @@
 //! per-cache write lock that is never held while Python runs.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -162,28 +162,36 @@ pub struct Store {
     flights: Flights,
     /// Weight added since the engine last applied its pending writes for us.
     pending_weight: Counter,
+    /// LRU only: whether writes may be queued that a read must not overtake.
+    writes_queued: AtomicBool,
     plain: PlainBooks,
     #[cfg(Py_GIL_DISABLED)]
     write_lock: Mutex<()>,
 }
 
-/// The capacity given to moka itself (see [`Store::new`]).
+/// The capacity given to moka itself (see [`Store::new`]): at most 0.2% (and 512
+/// entries) below the user's, and exactly the user's below 4096.
 fn engine_capacity(capacity: u64) -> u64 {
-    if capacity < 2048 {
+    if capacity < 4096 {
         capacity
     } else {
-        capacity - (capacity / 128).min(4096)
+        capacity - (capacity / 512).min(512)
     }
 }
 
 impl Store {
     /// `capacity` is the hard bound the user asked for. moka evicts lazily, in its
     /// maintenance, so on its own it overshoots; running that maintenance after
-    /// every insert would cost ~0.5 µs each. Instead a large cache gives moka a
-    /// slightly smaller capacity (by <1%), so moka's lazy eviction keeps some room,
-    /// and maintenance is forced only when an upper bound of the held weight would
-    /// pass the user's capacity. Small caches get their exact capacity (and pay for
-    /// the forced maintenance), so their eviction order is exactly the policy's.
+    /// every insert would cost ~0.5 µs each. Instead a large cache (4096 and up)
+    /// gives moka a slightly smaller capacity (by at most 0.2%), so moka's lazy
+    /// eviction keeps some room, and maintenance is forced only when an upper bound
+    /// of the held weight would pass the user's capacity. Smaller caches get their
+    /// exact capacity and pay for the forced maintenance.
+    ///
+    /// moka applies pending reads before pending writes, so a read of an entry whose
+    /// insert is still queued is lost for ordering. An LRU cache promises exact
+    /// recency order (it stands in for `functools.lru_cache`), so it applies queued
+    /// writes before recording a read that follows them.
     pub fn new(
         capacity: Option<u64>,
         policy: Policy,
@@ -218,6 +226,7 @@ impl Store {
             sequences: Sequences::new(),
             flights: Flights::default(),
             pending_weight: Counter::default(),
+            writes_queued: AtomicBool::new(false),
             plain: PlainBooks::default(),
             #[cfg(Py_GIL_DISABLED)]
             write_lock: Mutex::new(()),
@@ -246,6 +255,7 @@ impl Store {
     #[inline]
     pub fn lookup(&self, key: &Bound<'_, PyAny>, hash: isize) -> Result<Option<Arc<Node>>> {
         let engine = self.engines.current();
+        self.order_reads_after_writes(engine);
         let hook_scope = self
             .hooks()
             .filter(|hooks| hooks.has_read())
@@ -264,6 +274,22 @@ impl Store {
             }
         }
         Ok(None)
+    }
+
+    /// On an LRU cache, applies queued writes so the next read is ordered after them.
+    #[inline]
+    fn order_reads_after_writes(&self, engine: &Engine) {
+        if self.writes_queued.load(Ordering::Relaxed) {
+            self.apply_pending(engine);
+        }
+    }
+
+    /// Notes that a write was queued (see `order_reads_after_writes`).
+    #[inline]
+    fn queued_write(&self) {
+        if self.spec.policy == Policy::Lru {
+            self.writes_queued.store(true, Ordering::Relaxed);
+        }
     }
 
     /// `cache.get(key)`: the value, counting a hit or a miss.
@@ -442,6 +468,7 @@ impl Store {
             // The entry being overwritten; reading it also records the write as a use.
             let current = match found.hit {
                 Some(probe) => {
+                    self.order_reads_after_writes(engine);
                     let comparisons = Comparisons::default();
                     let node = engine
                         .cache
@@ -510,6 +537,7 @@ impl Store {
         engine
             .cache
             .insert(EngineKey::new(slot, PyOwned::new(key)), new_node);
+        self.queued_write();
         if still_there {
             self.admit_weight(engine, u64::from(weight).saturating_sub(u64::from(node.weight())));
         } else {
@@ -547,6 +575,7 @@ impl Store {
         engine
             .cache
             .insert(EngineKey::new(Slot::new(hash, probe), PyOwned::new(key)), node);
+        self.queued_write();
         self.admit_weight(engine, u64::from(weight));
     }
 
@@ -579,6 +608,7 @@ impl Store {
             }
         }
         self.pending_weight.reset();
+        self.writes_queued.store(false, Ordering::Relaxed);
     }
 
     /// `cache.remove(key)`: the removed value, if the key was present.
@@ -596,6 +626,7 @@ impl Store {
                 .engine
                 .cache
                 .remove(&SlotKey(Slot::new(hash, probe)));
+            self.queued_write();
             return Ok(removed.map(|node| {
                 self.plain.removed.add(1);
                 node.value(py)

@@ -34,8 +34,8 @@ class Expiry(Protocol[K, V]):
 class Moka(Generic[K, V]):
     """A thread-safe in-memory cache backed by the Rust `moka` crate."""
 
-    def __new__(
-        cls,
+    def __init__(
+        self,
         capacity: int,
         ttl: Seconds | None = None,
         tti: Seconds | None = None,
@@ -43,7 +43,7 @@ class Moka(Generic[K, V]):
         policy: Policy = "tiny_lfu",
         weigher: Callable[[K, V], int] | None = None,
         expiry: Expiry[K, V] | object | None = None,
-    ) -> Self: ...
+    ) -> None: ...
     def __class_getitem__(cls, item: Any, /) -> GenericAlias: ...
     def set(self, key: K, value: V, ttl: Seconds | None = None, tti: Seconds | None = None) -> None:
         """Stores `value` under `key`, replacing any previous value."""
@@ -130,7 +130,7 @@ class Moka(Generic[K, V]):
     def __copy__(self) -> Self: ...
     def __deepcopy__(self, memo: dict[int, Any], /) -> Self: ...
     def __reduce_ex__(self, protocol: int, /) -> tuple[Any, ...]: ...
-    def __setstate__(self, state: tuple[Any, Any], /) -> None: ...
+    def __setstate__(self, state: tuple[Any, Any, Any, Any], /) -> None: ...
     @staticmethod
     def _for_cached(
         capacity: int | None,

@@ -1,0 +1,199 @@
+"""Keys behave as dict keys: hashed once per call, compared with == only on hash
+collisions, numeric equality across types, and user exceptions reaching the caller."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from moka_py import Moka
+
+
+class CountingKey:
+    """A key that counts its `__hash__` and `__eq__` calls."""
+
+    hashes = 0
+    eqs = 0
+
+    def __init__(self, value: int, hash_value: int | None = None) -> None:
+        self.value = value
+        self.hash_value = value if hash_value is None else hash_value
+
+    def __hash__(self) -> int:
+        CountingKey.hashes += 1
+        return self.hash_value
+
+    def __eq__(self, other: object) -> bool:
+        CountingKey.eqs += 1
+        return isinstance(other, CountingKey) and other.value == self.value
+
+    @classmethod
+    def reset(cls) -> None:
+        cls.hashes = cls.eqs = 0
+
+
+@pytest.fixture(autouse=True)
+def _reset_counts() -> None:
+    CountingKey.reset()
+
+
+def test_numerically_equal_keys_are_one_key() -> None:
+    cache: Moka[Any, str] = Moka(10)
+    cache.set(1, "int")
+    assert cache.get(1.0) == "int"
+    assert cache.get(True) == "int"
+    cache.set(1.0, "float")
+    assert cache.get(1) == "float"
+    assert len(cache) == 1
+
+
+def test_equal_but_distinct_objects_find_each_other() -> None:
+    cache: Moka[Any, int] = Moka(10)
+    cache.set("".join(["ab", "c"]), 1)
+    cache.set((1, "x", 2.5), 2)
+    cache.set(frozenset({1, 2}), 3)
+    assert cache.get("abc") == 1
+    assert cache.get((1, "x", 2.5)) == 2
+    assert cache.get(frozenset([2, 1])) == 3
+
+
+@pytest.mark.parametrize("key", [[1], {"a": 1}, {1}, ([],)])
+def test_unhashable_keys_raise_the_dict_error(key: Any) -> None:
+    cache: Moka[Any, int] = Moka(10)
+    with pytest.raises(TypeError) as from_dict:
+        {}[key] = 1
+    for call in (
+        lambda: cache.set(key, 1),
+        lambda: cache.get(key),
+        lambda: cache.remove(key),
+        lambda: cache.get_with(key, lambda: 1),
+        lambda: key in cache,
+        lambda: cache[key],
+    ):
+        with pytest.raises(TypeError) as ours:
+            call()
+        assert str(ours.value) == str(from_dict.value)
+
+
+def test_each_call_hashes_the_key_once() -> None:
+    cache: Moka[CountingKey, int] = Moka(10)
+    key = CountingKey(1)
+    for call in (
+        lambda: cache.set(key, 1),
+        lambda: cache.get(key),
+        lambda: cache.get_with(key, lambda: 2),
+        lambda: key in cache,
+        lambda: cache.remove(key),
+        lambda: cache.get_with(key, lambda: 2),
+    ):
+        CountingKey.reset()
+        call()
+        assert CountingKey.hashes == 1
+
+
+def test_eq_runs_only_on_hash_collisions() -> None:
+    cache: Moka[CountingKey, int] = Moka(100)
+    keys = [CountingKey(i) for i in range(20)]
+    for k in keys:
+        cache.set(k, k.value)
+    CountingKey.reset()
+    # Same objects: identity, no __eq__.
+    assert [cache.get(k) for k in keys] == list(range(20))
+    assert CountingKey.eqs == 0
+    # Equal but distinct objects with distinct hashes: one __eq__ each, against its twin.
+    assert [cache.get(CountingKey(i)) for i in range(20)] == list(range(20))
+    assert CountingKey.eqs == 20
+
+
+def test_colliding_hashes_keep_distinct_keys() -> None:
+    cache: Moka[Any, str] = Moka(100)
+    # -1 and -2 share a hash in CPython; so do these keys by construction.
+    assert hash(-1) == hash(-2)
+    cache.set(-1, "minus one")
+    cache.set(-2, "minus two")
+    colliding = [CountingKey(i, hash_value=7) for i in range(5)]
+    for k in colliding:
+        cache.set(k, f"v{k.value}")
+    assert cache.get(-1) == "minus one" and cache.get(-2) == "minus two"
+    assert [cache.get(CountingKey(i, 7)) for i in range(5)] == [f"v{i}" for i in range(5)]
+    assert len(cache) == 7
+    assert cache.remove(CountingKey(2, 7)) == "v2"
+    assert cache.get(CountingKey(2, 7)) is None
+    assert cache.get(CountingKey(3, 7)) == "v3"
+    cache.set(CountingKey(2, 7), "again")
+    cache.set(CountingKey(3, 7), "replaced")
+    assert [cache.get(CountingKey(i, 7)) for i in range(5)] == ["v0", "v1", "again", "replaced", "v4"]
+    assert len(cache) == 7
+    assert CountingKey(9, 7) not in cache and CountingKey(4, 7) in cache
+
+
+def test_hash_exceptions_reach_the_caller_and_change_nothing() -> None:
+    class BadHash:
+        def __hash__(self) -> int:
+            raise ZeroDivisionError("no hash")
+
+    cache: Moka[Any, int] = Moka(10)
+    cache.set("a", 1)
+    for call in (
+        lambda: cache.set(BadHash(), 1),
+        lambda: cache.get(BadHash()),
+        lambda: cache.remove(BadHash()),
+        lambda: BadHash() in cache,
+        lambda: cache.get_with(BadHash(), lambda: 1),
+    ):
+        with pytest.raises(ZeroDivisionError, match="no hash"):
+            call()
+    assert cache.items() == [("a", 1)]
+
+
+def test_eq_exceptions_reach_the_caller_unchanged() -> None:
+    class BadEq:
+        def __init__(self, broken: bool) -> None:
+            self.broken = broken
+
+        def __hash__(self) -> int:
+            return 1
+
+        def __eq__(self, other: object) -> bool:
+            if self.broken or getattr(other, "broken", False):
+                raise LookupError("no eq")
+            return self is other
+
+    cache: Moka[Any, int] = Moka(10)
+    stored = BadEq(broken=True)
+    cache.set(stored, 1)
+    # Same object: identity, no __eq__, no error (as in a dict).
+    assert cache.get(stored) == 1
+    # A different object with the same hash must be compared: the error propagates
+    # (0.5.0 swallowed it and reported a miss).
+    probe = BadEq(broken=False)
+    for call in (
+        lambda: cache.get(probe),
+        lambda: cache.set(probe, 2),
+        lambda: cache.remove(probe),
+        lambda: probe in cache,
+        lambda: cache.get_with(probe, lambda: 3),
+    ):
+        with pytest.raises(LookupError, match="no eq"):
+            call()
+    assert cache.items() == [(stored, 1)]
+
+
+def test_keys_may_call_back_into_the_cache_from_eq() -> None:
+    cache: Moka[Any, int] = Moka(10)
+
+    class Chatty:
+        def __hash__(self) -> int:
+            return 5
+
+        def __eq__(self, other: object) -> bool:
+            cache.set("side effect", 1)
+            cache.get("side effect")
+            return isinstance(other, Chatty)
+
+    cache.set(Chatty(), 1)
+    assert cache.get(Chatty()) == 1
+    cache.set(Chatty(), 2)
+    assert cache.get(Chatty()) == 2
+    assert cache.get("side effect") == 1
