@@ -249,6 +249,10 @@ def main(argv: list[str] | None = None) -> int:
         sections.add("engine")
     selected = named_cases or cases.CASES
     lib_ids = [x.strip() for x in args.libs.split(",") if x.strip()] or list(peers.ALL_IDS)
+    bad_libs = [x for x in lib_ids if x not in peers.ALL_IDS]
+    if bad_libs:
+        say(f"unknown --libs item(s): {', '.join(bad_libs)}; known: {', '.join(peers.ALL_IDS)}")
+        return 2
 
     st = Settings(args.quick)
     adapters = peers.load(lib_ids)
