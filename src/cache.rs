@@ -398,14 +398,15 @@ impl Moka {
         let store = self.store()?;
         let mut doomed = Vec::new();
         for (key, node) in store.entries() {
-            let verdict = predicate.call1((key.key().to_bound(py), node.value(py)))?;
+            let value = node.value(py);
+            let verdict = predicate.call1((key.key().to_bound(py), &value))?;
             if verdict.is_truthy()? {
-                doomed.push((key, node));
+                doomed.push((key, node, value));
             }
         }
         Ok(doomed
             .iter()
-            .filter(|(key, node)| store.remove_if_current(py, key, node))
+            .filter(|(key, node, value)| store.remove_if_current(py, key, node, value.as_ptr()))
             .count())
     }
 

@@ -55,6 +55,12 @@ impl Node {
         self.value.get(py)
     }
 
+    /// The address of the current value, to tell whether it changed.
+    #[inline]
+    pub fn value_ptr(&self, _py: Python<'_>) -> *mut pyo3::ffi::PyObject {
+        self.value.ptr()
+    }
+
     /// A new owned reference to the current value, for code running inside an engine
     /// callback.
     ///
@@ -113,6 +119,12 @@ impl ValueCell {
     }
 
     #[inline]
+    fn ptr(&self) -> *mut pyo3::ffi::PyObject {
+        // SAFETY: as in `get`; callers hold the GIL.
+        unsafe { (*self.0.get()).as_ptr() }
+    }
+
+    #[inline]
     fn replace(&self, value: PyOwned) -> PyOwned {
         // SAFETY: callers hold the GIL (see `Node::replace_value`).
         unsafe { std::mem::replace(&mut *self.0.get(), value) }
@@ -136,6 +148,11 @@ impl ValueCell {
     #[inline]
     unsafe fn get_attached(&self) -> PyOwned {
         self.0.clone_attached()
+    }
+
+    #[inline]
+    fn ptr(&self) -> *mut pyo3::ffi::PyObject {
+        self.0.as_ptr()
     }
 }
 

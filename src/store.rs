@@ -164,6 +164,8 @@ pub struct Store {
     pending_weight: Counter,
     /// LRU only: whether writes may be queued that a read must not overtake.
     writes_queued: AtomicBool,
+    /// Whether any entry got its own expiration (per-call ttl/tti or `expiry=`).
+    per_entry_expiry: AtomicBool,
     plain: PlainBooks,
     #[cfg(Py_GIL_DISABLED)]
     write_lock: Mutex<()>,
@@ -227,6 +229,7 @@ impl Store {
             flights: Flights::default(),
             pending_weight: Counter::default(),
             writes_queued: AtomicBool::new(false),
+            per_entry_expiry: AtomicBool::new(false),
             plain: PlainBooks::default(),
             #[cfg(Py_GIL_DISABLED)]
             write_lock: Mutex::new(()),
@@ -461,6 +464,7 @@ impl Store {
         let weight = self.weigh(key, value)?;
         if !options.is_empty() {
             self.ensure_timed(py);
+            self.per_entry_expiry.store(true, Ordering::Relaxed);
         }
         loop {
             let mut found = self.locate(key, hash)?;
@@ -698,9 +702,19 @@ impl Store {
     }
 
     /// The exact number of live entries.
+    ///
+    /// moka removes entries with their own expiration through a timer wheel that
+    /// ticks about once a second, so such an entry can outlive its deadline in moka's
+    /// count for up to a second (lookups never return it). When any entry has its own
+    /// expiration, the live entries are counted one by one instead.
     pub fn len(&self) -> u64 {
         self.run_pending_tasks();
-        self.engines.current().cache.entry_count()
+        let engine = self.engines.current();
+        if self.per_entry_expiry.load(Ordering::Relaxed) || self.hooks().is_some() {
+            engine.cache.iter().count() as u64
+        } else {
+            engine.cache.entry_count()
+        }
     }
 
     /// moka's running entry count (cheap; may include entries pending removal).
@@ -730,15 +744,24 @@ impl Store {
         self.engines.current().cache.iter().collect()
     }
 
-    /// Removes `node` if it still is the entry at `key`'s slot; true if it did.
-    pub fn remove_if_current(&self, py: Python<'_>, key: &EngineKey, node: &Arc<Node>) -> bool {
+    /// Removes `node` if it still is the entry at `key`'s slot and still holds the
+    /// value at `value` (values may be swapped in place); true if it did.
+    pub fn remove_if_current(
+        &self,
+        py: Python<'_>,
+        key: &EngineKey,
+        node: &Arc<Node>,
+        value: *mut pyo3::ffi::PyObject,
+    ) -> bool {
         let _guard = self.write_guard(py);
         let engine = self.engines.current();
         let result = engine
             .cache
             .entry(EngineKey::new(key.slot(), key.key().clone_ref(py)))
             .and_compute_with(|entry| match entry {
-                Some(entry) if Arc::ptr_eq(entry.value(), node) => Op::Remove,
+                Some(entry) if Arc::ptr_eq(entry.value(), node) && node.value_ptr(py) == value => {
+                    Op::Remove
+                }
                 _ => Op::Nop,
             });
         let removed = matches!(result, CompResult::Removed(_));
