@@ -66,11 +66,14 @@ def _find_pyenv_interpreters() -> None:
     if not root:
         return
     wanted = {v for v in SUPPORTED if v[0].isdigit() and not v.endswith("t")}
-    bins = [
-        str(version / "bin")
-        for version in sorted(Path(root, "versions").glob("3.*"))
+    versions = [
+        version
+        for version in Path(root, "versions").glob("3.*")
         if ".".join(version.name.split(".")[:2]) in wanted and (version / "bin").is_dir()
     ]
+    # Newest patch release first, should a minor version be installed twice.
+    versions.sort(key=lambda v: [int(n) if n.isdigit() else 0 for n in v.name.split(".")])
+    bins = [str(version / "bin") for version in reversed(versions)]
     if bins:
         os.environ["PATH"] = os.pathsep.join([*bins, os.environ.get("PATH", "")])
 
@@ -177,7 +180,11 @@ def docs(session: nox.Session) -> None:
     session.install(*group("docs"))
     site = Path(session.create_tmp()) / "site"
     session.run("mkdocs", "build", "--strict", "--site-dir", str(site))
-    session.run("pytest", "--markdown-docs", "-m", "markdown-docs", "README.md", "docs/")
+    # Markdown examples are not functions pytest-run-parallel can thread: leave it out here.
+    session.run(
+        "pytest", "-p", "no:run-parallel", "--markdown-docs", "-m", "markdown-docs",
+        "README.md", "docs/",
+    )  # fmt: skip
 
 
 @nox.session
