@@ -32,7 +32,24 @@ class Expiry(Protocol[K, V]):
     def expire_after_update(self, key: K, value: V, remaining: float | None, /) -> float | None: ...
 
 class Moka(Generic[K, V]):
-    """A thread-safe in-memory cache backed by the Rust `moka` crate."""
+    """A thread-safe in-memory cache backed by the Rust `moka` crate.
+
+    `capacity` bounds the total weight of the entries (each entry weighs 1 unless a
+    `weigher(key, value) -> int` is given). When a call returns, the cache holds at
+    most `capacity`, and every entry that left it was reported to `eviction_listener`.
+
+    `ttl` (time to live) and `tti` (time to idle) are in seconds: an entry expires
+    `ttl` seconds after it was written, or `tti` seconds after it was last read or
+    written. `policy` is `"tiny_lfu"` (default: keeps the entries used most often,
+    and may refuse a new one) or `"lru"` (evicts the least recently used).
+
+    `eviction_listener(key, value, cause)` is called after each entry leaves, with
+    `cause` one of `"explicit"`, `"replaced"`, `"size"` or `"expired"`, on the thread
+    whose call caused it and outside any internal lock; an exception it raises goes
+    to `sys.unraisablehook`. `expiry` is an optional object with
+    `expire_after_create`, `expire_after_read` and/or `expire_after_update` methods
+    giving each entry its own lifetime.
+    """
 
     def __init__(
         self,
@@ -46,9 +63,14 @@ class Moka(Generic[K, V]):
     ) -> None: ...
     def __class_getitem__(cls, item: Any, /) -> GenericAlias: ...
     def set(self, key: K, value: V, ttl: Seconds | None = None, tti: Seconds | None = None) -> None:
-        """Stores `value` under `key`, replacing any previous value."""
+        """Stores `value` under `key`, replacing any previous value.
+
+        `ttl`/`tti` (seconds) give this entry its own time to live / time to idle;
+        they can shorten, never extend, the cache-wide ones.
+        """
     @overload
-    def get(self, key: K, default: None = None) -> V | None: ...
+    def get(self, key: K, default: None = None) -> V | None:
+        """Returns the value of `key`, or `default` if it is absent (or expired)."""
     @overload
     def get(self, key: K, default: D) -> V | D: ...
     def get_with(
@@ -58,7 +80,13 @@ class Moka(Generic[K, V]):
         ttl: Seconds | None = None,
         tti: Seconds | None = None,
     ) -> V:
-        """Returns the value of `key`, computing it once with `initializer()` if absent."""
+        """Returns the value of `key`; if absent, stores and returns `initializer()`'s result.
+
+        Concurrent callers for the same key run one initializer: the others wait
+        (releasing the GIL) and get its result, or its exception, which is not
+        cached. Calling `get_with` for the same key from inside its own initializer
+        raises `RuntimeError`.
+        """
     def aget_with(
         self,
         key: K,
@@ -66,46 +94,75 @@ class Moka(Generic[K, V]):
         ttl: Seconds | None = None,
         tti: Seconds | None = None,
     ) -> Awaitable[V]:
-        """The async twin of `get_with`: `await cache.aget_with(key, factory)`."""
+        """The async twin of `get_with`: `await cache.aget_with(key, factory)`.
+
+        `factory()` must return an awaitable. Concurrent awaiters of one key (across
+        tasks, threads and event loops) share one computation, whose result is cached
+        and whose exception or cancellation is not. Cancelling one awaiter leaves the
+        computation running for the others; cancelling the last one cancels it.
+        """
     @overload
-    def remove(self, key: K, default: None = None) -> V | None: ...
+    def remove(self, key: K, default: None = None) -> V | None:
+        """Removes `key` and returns its value, or `default` if it was absent."""
     @overload
     def remove(self, key: K, default: D) -> V | D: ...
     def clear(self) -> None:
-        """Removes every entry."""
+        """Removes every entry (each is reported to the listener as "explicit")."""
     def count(self) -> int:
-        """The number of entries, cheaply (may include entries pending removal)."""
+        """The number of entries, cheaply but approximately.
+
+        It is moka's running count, brought up to date by the cache's lazy
+        maintenance: it may still include entries that expired or were evicted, and
+        may not yet include the latest inserts. `len(cache)` is exact.
+        """
     def weighted_size(self) -> int:
-        """The total weight of the entries."""
+        """The total weight of the entries (their count, without a weigher).
+
+        Like `count()`, it is cheap and kept up to date lazily; call
+        `run_pending_tasks()` first for an exact figure.
+        """
     def run_pending_tasks(self) -> None:
         """Applies pending maintenance (evictions, expirations, listener calls) now."""
     def stats(self) -> CacheStats:
-        """A snapshot of the cache's statistics."""
+        """A snapshot of the cache's statistics (see `CacheStats`)."""
     def invalidate_if(self, predicate: Callable[[K, V], object]) -> int:
-        """Removes the entries for which `predicate(key, value)` is true; returns how many."""
+        """Removes the entries for which `predicate(key, value)` is true; returns how many.
+
+        The listener sees them as "explicit". The predicate sees a snapshot; if it
+        raises, nothing is removed.
+        """
     def get_many(self, keys: Iterable[K]) -> dict[K, V]:
-        """The values of the keys that are present."""
+        """The values of the `keys` that are present, as a dict (each read is recorded)."""
     def set_many(
         self,
         items: Mapping[K, V] | Iterable[tuple[K, V]],
         ttl: Seconds | None = None,
         tti: Seconds | None = None,
     ) -> None:
-        """Stores every `(key, value)` pair."""
+        """Stores every pair of a mapping or an iterable of `(key, value)` pairs.
+
+        `ttl`/`tti` apply to each of them, as with `set`.
+        """
     def remove_many(self, keys: Iterable[K]) -> int:
         """Removes the keys that are present; returns how many."""
     def keys(self) -> list[K]:
-        """A snapshot of the live keys."""
+        """A list of the live keys (a snapshot; no read is recorded)."""
     def values(self) -> list[V]:
-        """A snapshot of the live values."""
+        """A list of the live values (a snapshot; no read is recorded)."""
     def items(self) -> list[tuple[K, V]]:
-        """A snapshot of the live `(key, value)` pairs."""
-    def __iter__(self) -> Iterator[K]: ...
-    def __len__(self) -> int: ...
-    def __contains__(self, key: object, /) -> bool: ...
-    def __getitem__(self, key: K, /) -> V: ...
-    def __setitem__(self, key: K, value: V, /) -> None: ...
-    def __delitem__(self, key: K, /) -> None: ...
+        """A list of the live `(key, value)` pairs (a snapshot; no read is recorded)."""
+    def __iter__(self) -> Iterator[K]:
+        """Iterates over a snapshot of the live keys (idle timers are not reset)."""
+    def __len__(self) -> int:
+        """The exact number of live entries (pending maintenance is applied first)."""
+    def __contains__(self, key: object, /) -> bool:
+        """Whether `key` is present; no read is recorded and its idle timer is not reset."""
+    def __getitem__(self, key: K, /) -> V:
+        """The value of `key`; raises `KeyError` if it is absent."""
+    def __setitem__(self, key: K, value: V, /) -> None:
+        """Stores `value` under `key`, like `set(key, value)`."""
+    def __delitem__(self, key: K, /) -> None:
+        """Removes `key`; raises `KeyError` if it is absent."""
     @property
     def capacity(self) -> int | None:
         """The maximum total weight (`None` only for `cached(maxsize=None)`)."""
