@@ -39,14 +39,22 @@ class StubOverloads(griffe.Extension):
 
 
 def _restore_overloaded(obj: griffe.Class | griffe.Module) -> None:
+    restored = False
     for name, overloads in list(obj.overloads.items()):
         if not overloads or name in obj.members:
             continue
+        # The last overload stands for the function; the others are listed above it.
         main = copy.copy(overloads[-1])
-        main.overloads = list(overloads)
-        main.docstring = next((o.docstring for o in overloads if o.docstring), None)
-        if main.docstring is not None:
-            main.docstring = griffe.Docstring(
-                main.docstring.value, lineno=main.docstring.lineno, parent=main
-            )
+        main.overloads = list(overloads[:-1])
+        docstring = next((o.docstring for o in overloads if o.docstring), None)
+        main.docstring = None
+        if docstring is not None:
+            main.docstring = griffe.Docstring(docstring.value, lineno=docstring.lineno, parent=main)
+        main.lineno = overloads[0].lineno
         obj.set_member(name, main)
+        restored = True
+    if restored:
+        # Keep `members_order: source` true to the stub: put them back where they were declared.
+        members = sorted(obj.members.items(), key=lambda item: item[1].lineno or 0)
+        obj.members.clear()
+        obj.members.update(members)
