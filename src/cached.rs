@@ -8,14 +8,15 @@
 
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
+use pyo3::{PyTraverseError, PyVisit};
 use pyo3::types::{PyDict, PyInt, PyString, PyTuple, PyType};
 
 use crate::cache::Moka;
-use crate::errors::Result;
+use crate::errors::Error;
 use crate::keys;
 use crate::settle::Settle;
 use crate::stats::Counter;
-use crate::store::EntryOptions;
+use crate::store::{EntryOptions, Store};
 
 /// Separates positional from keyword arguments inside a key, like `lru_cache`'s.
 fn keyword_mark(py: Python<'_>) -> &Bound<'_, PyAny> {
@@ -95,6 +96,20 @@ impl CachedFunction {
     ) -> PyResult<Bound<'py, PyAny>> {
         self.func.bind(args.py()).call(args, kwargs)
     }
+
+    /// A miss without single flight: call, then store what the call returned.
+    fn call_and_store<'py>(
+        &self,
+        store: &Store,
+        key: &Bound<'py, PyAny>,
+        hash: isize,
+        args: &Bound<'py, PyTuple>,
+        kwargs: Option<&Bound<'py, PyDict>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let value = self.call_wrapped(args, kwargs)?;
+        store.put(key, hash, &value, &EntryOptions::default())?;
+        Ok(value)
+    }
 }
 
 #[pymethods]
@@ -141,15 +156,17 @@ impl CachedFunction {
             return Ok(value);
         }
         self.misses.add(1);
-        let value: Result<_> = if self.wait_concurrent {
-            store.get_with(&key, hash, &EntryOptions::default(), || self.call_wrapped(args, kwargs))
-        } else {
-            let value = self.call_wrapped(args, kwargs)?;
-            store
-                .put(&key, hash, &value, &EntryOptions::default())
-                .map(|()| value)
-        };
-        Ok(value?)
+        if !self.wait_concurrent {
+            return self.call_and_store(store, &key, hash, args, kwargs);
+        }
+        let initializer = || self.call_wrapped(args, kwargs);
+        match store.load(&key, hash, &EntryOptions::default(), initializer) {
+            // Only the flight registry reports `Runtime`: this thread is already
+            // computing this key (the function called itself with the same
+            // arguments). Waiting would never end; like lru_cache, compute again.
+            Err(Error::Runtime(_)) => self.call_and_store(store, &key, hash, args, kwargs),
+            outcome => Ok(outcome?),
+        }
     }
 
     /// Binds the wrapper to an instance, so decorated methods work.
@@ -168,36 +185,51 @@ impl CachedFunction {
         }
     }
 
-    /// `(key, value)` for an async call: `value` is `missing` on a miss. Counts the
-    /// hit or miss like a sync call.
+    /// `(key, hash, value)` for an async call, `value` being `missing` on a miss;
+    /// counts the hit or miss like a sync call. The hash goes back in with the key
+    /// (`_peek`, `_remember`), so each argument is hashed once per call.
     fn _lookup<'py>(
         &self,
         args: &Bound<'py, PyTuple>,
         kwargs: Option<&Bound<'py, PyDict>>,
         missing: &Bound<'py, PyAny>,
-    ) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyAny>)> {
+    ) -> PyResult<(Bound<'py, PyAny>, isize, Bound<'py, PyAny>)> {
         let _settle = Settle::new(args.py());
         let key = self.make_key(args, kwargs)?;
         let hash = keys::hash(&key)?;
         match self.cache.get().store()?.get(&key, hash)? {
             Some(value) => {
                 self.hits.add(1);
-                Ok((key, value))
+                Ok((key, hash, value))
             }
             None => {
                 self.misses.add(1);
-                Ok((key, missing.clone()))
+                Ok((key, hash, missing.clone()))
             }
         }
     }
 
-    /// Stores the result of an async call (unless caching is off, `maxsize=0`).
-    fn _remember(&self, key: &Bound<'_, PyAny>, value: &Bound<'_, PyAny>) -> PyResult<()> {
+    /// The cached value of a key from `_lookup`, or `missing`; counts nothing.
+    fn _peek<'py>(
+        &self,
+        key: &Bound<'py, PyAny>,
+        hash: isize,
+        missing: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let py = key.py();
+        let _settle = Settle::new(py);
+        match self.cache.get().store()?.lookup(key, hash)? {
+            Some(node) => Ok(node.value(py)),
+            None => Ok(missing.clone()),
+        }
+    }
+
+    /// Stores the result of an async call under a key from `_lookup`.
+    fn _remember(&self, key: &Bound<'_, PyAny>, hash: isize, value: &Bound<'_, PyAny>) -> PyResult<()> {
         let _settle = Settle::new(key.py());
         if self.maxsize == Some(0) {
             return Ok(());
         }
-        let hash = keys::hash(key)?;
         Ok(self
             .cache
             .get()
@@ -239,6 +271,15 @@ impl CachedFunction {
     #[getter]
     fn cache(&self, py: Python<'_>) -> Py<Moka> {
         self.cache.clone_ref(py)
+    }
+
+    /// The function, its cache and key function can refer back to the wrapper (a
+    /// recursive local function does, through its closure): the garbage collector
+    /// must see them to collect such cycles, as it does for `lru_cache`.
+    fn __traverse__(&self, visit: PyVisit<'_>) -> std::result::Result<(), PyTraverseError> {
+        visit.call(&self.func)?;
+        visit.call(&self.cache)?;
+        visit.call(&self.key)
     }
 
     fn __copy__(slf: &Bound<'_, Self>) -> Py<Self> {

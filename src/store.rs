@@ -654,6 +654,20 @@ impl Store {
             return Ok(node.value(py));
         }
         self.stats.misses.add(1);
+        self.load(key, hash, options, initializer)
+    }
+
+    /// The rest of `get_with` once its miss is counted: joins the key's flight, or
+    /// runs `initializer` and stores its result. (`@cached(wait_concurrent=True)`
+    /// counts its own miss first, so it starts here.)
+    pub fn load<'py>(
+        &self,
+        key: &Bound<'py, PyAny>,
+        hash: isize,
+        options: &EntryOptions,
+        initializer: impl Fn() -> PyResult<Bound<'py, PyAny>>,
+    ) -> Result<Bound<'py, PyAny>> {
+        let py = key.py();
         loop {
             match self.flights.join(key, hash)? {
                 Joined::Waiter(flight) => match flight.wait(py)? {

@@ -12,7 +12,8 @@ event loop they run on:
 - Cancelling one awaiter leaves the computation running for the others; cancelling
   the last one cancels it, and the next call starts afresh. If the computation is
   cancelled from elsewhere (e.g. its loop shuts down), the remaining awaiters start
-  afresh too.
+  afresh too, and so does a call that finds a computation whose loop was closed
+  under it.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import time
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Optional
 
 if TYPE_CHECKING:
-    from moka_py._moka_py import Moka
+    from moka_py._moka_py import CachedFunction, Moka
 
 _MISSING: Any = object()
 
@@ -35,9 +36,75 @@ class AsyncState:
     __slots__ = ("flights", "lock")
 
     def __init__(self) -> None:
-        self.flights: dict[Any, _Flight] = {}
-        # Reentrant: a key's __eq__/__hash__ runs under it and might call aget_with.
+        self.flights: dict[Slot, _Flight] = {}
+        # Reentrant: a key's __eq__ runs under it and might call aget_with.
         self.lock = threading.RLock()
+
+
+class Slot:
+    """Where one computation's result goes: a key of one cache.
+
+    Slots are the keys of `AsyncState.flights`; they carry the key's hash so that the
+    registry never hashes the key again.
+    """
+
+    __slots__ = ("hash", "key")
+
+    def __init__(self, key: Any, hash_: int) -> None:
+        self.key = key
+        self.hash = hash_
+
+    def __hash__(self) -> int:
+        return self.hash
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Slot):
+            return NotImplemented
+        return self.key is other.key or bool(self.key == other.key)
+
+    def peek(self) -> Any:
+        """The cached value, or `_MISSING`; counts no hit or miss."""
+        raise NotImplementedError
+
+    def store(self, value: Any) -> None:
+        """Caches the computed value."""
+        raise NotImplementedError
+
+
+class CacheSlot(Slot):
+    """A key of `Moka.aget_with`."""
+
+    __slots__ = ("cache", "ttl", "tti")
+
+    def __init__(
+        self, cache: Moka[Any, Any], key: Any, ttl: Optional[float], tti: Optional[float]
+    ) -> None:
+        super().__init__(key, hash(key))
+        self.cache = cache
+        self.ttl = ttl
+        self.tti = tti
+
+    def peek(self) -> Any:
+        return self.cache._peek(self.key, _MISSING)
+
+    def store(self, value: Any) -> None:
+        self.cache.set(self.key, value, self.ttl, self.tti)
+
+
+class WrapperSlot(Slot):
+    """A key built by an async `@cached` wrapper, with the hash it computed."""
+
+    __slots__ = ("core",)
+
+    def __init__(self, core: CachedFunction[..., Any], key: Any, hash_: int) -> None:
+        super().__init__(key, hash_)
+        self.core = core
+
+    def peek(self) -> Any:
+        return self.core._peek(self.key, self.hash, _MISSING)
+
+    def store(self, value: Any) -> None:
+        self.core._remember(self.key, self.hash, value)
 
 
 class _Flight:
@@ -48,9 +115,14 @@ class _Flight:
         self.task: Optional[asyncio.Task[None]] = None
         self.waiters = 0
 
+    def orphaned(self) -> bool:
+        """Whether the computation can never finish: its loop was closed under it."""
+        task = self.task
+        return task is not None and not self.future.done() and task.get_loop().is_closed()
+
 
 async def aget_with(
-    cache: Moka,
+    cache: Moka[Any, Any],
     key: Any,
     factory: Callable[[], Awaitable[Any]],
     ttl: Optional[float] = None,
@@ -60,40 +132,43 @@ async def aget_with(
     value = cache.get(key, _MISSING)
     if value is not _MISSING:
         return value
-    return await join(cache, key, factory, ttl, tti)
+    return await join(cache, CacheSlot(cache, key, ttl, tti), factory)
 
 
-async def join(
-    cache: Moka,
-    key: Any,
-    factory: Callable[[], Awaitable[Any]],
-    ttl: Optional[float],
-    tti: Optional[float],
-) -> Any:
-    """Joins (or starts) the computation of `key`, after a miss was counted."""
+async def join(cache: Moka[Any, Any], slot: Slot, factory: Callable[[], Awaitable[Any]]) -> Any:
+    """Joins (or starts) the computation for `slot`, after a miss was counted."""
     state: AsyncState = cache._async_state()
     loop = asyncio.get_running_loop()
     while True:
+        orphan = None
         with state.lock:
-            flight = state.flights.get(key)
+            flight = state.flights.get(slot)
+            if flight is not None and flight.orphaned():
+                orphan, flight = flight, None
             owner = flight is None
             if flight is None:
                 flight = _Flight()
-                state.flights[key] = flight
+                state.flights[slot] = flight
             flight.waiters += 1
+        if orphan is not None:
+            # Its remaining awaiters (on other loops) start afresh as well.
+            _publish(orphan, cancelled=True)
         if owner:
-            # A computation that finished between our miss and now already cached it.
-            value = cache._peek(key, _MISSING)
+            try:
+                # A computation that finished between our miss and now cached it.
+                value = slot.peek()
+                if value is _MISSING:
+                    flight.task = loop.create_task(_compute(cache, state, slot, flight, factory))
+            except BaseException:
+                # (A key's __eq__ failed.) Whoever joined meanwhile tries on its own.
+                _land(state, slot, flight, cancelled=True)
+                raise
             if value is not _MISSING:
-                _land(state, key, flight, value=value)
-            else:
-                flight.task = loop.create_task(
-                    _compute(cache, state, key, flight, factory, ttl, tti)
-                )
+                _land(state, slot, flight, value=value)
         try:
             await _wait(flight.future, loop)
         except asyncio.CancelledError:
-            _leave(state, key, flight)
+            _leave(state, slot, flight)
             raise
         with state.lock:
             flight.waiters -= 1
@@ -104,33 +179,31 @@ async def join(
 
 
 async def _compute(
-    cache: Moka,
+    cache: Moka[Any, Any],
     state: AsyncState,
-    key: Any,
+    slot: Slot,
     flight: _Flight,
     factory: Callable[[], Awaitable[Any]],
-    ttl: Optional[float],
-    tti: Optional[float],
 ) -> None:
     started = time.perf_counter()
     try:
         value = await factory()
-        cache.set(key, value, ttl, tti)
+        slot.store(value)
     except asyncio.CancelledError:
         cache._record_load(False, time.perf_counter() - started)
-        _land(state, key, flight, cancelled=True)
+        _land(state, slot, flight, cancelled=True)
         raise
     except BaseException as exc:
         cache._record_load(False, time.perf_counter() - started)
-        _land(state, key, flight, exception=exc)
+        _land(state, slot, flight, exception=exc)
     else:
         cache._record_load(True, time.perf_counter() - started)
-        _land(state, key, flight, value=value)
+        _land(state, slot, flight, value=value)
 
 
 def _land(
     state: AsyncState,
-    key: Any,
+    slot: Slot,
     flight: _Flight,
     *,
     value: Any = None,
@@ -139,31 +212,52 @@ def _land(
 ) -> None:
     """Unregisters the flight, then publishes its outcome."""
     with state.lock:
-        if state.flights.get(key) is flight:
-            del state.flights[key]
-    if flight.future.done():
+        if state.flights.get(slot) is flight:
+            del state.flights[slot]
+    _publish(flight, value=value, exception=exception, cancelled=cancelled)
+
+
+def _publish(
+    flight: _Flight,
+    *,
+    value: Any = None,
+    exception: Optional[BaseException] = None,
+    cancelled: bool = False,
+) -> None:
+    future = flight.future
+    if future.done():
         return
-    if cancelled:
-        flight.future.cancel()
-    elif exception is not None:
-        flight.future.set_exception(exception)
-    else:
-        flight.future.set_result(value)
+    try:
+        if cancelled:
+            future.cancel()
+        elif exception is not None:
+            future.set_exception(exception)
+        else:
+            future.set_result(value)
+    except concurrent.futures.InvalidStateError:  # another thread published first
+        pass
 
 
-def _leave(state: AsyncState, key: Any, flight: _Flight) -> None:
-    """An awaiter was cancelled; the last one to leave cancels the computation."""
+def _leave(state: AsyncState, slot: Slot, flight: _Flight) -> None:
+    """An awaiter was cancelled; the last one to leave cancels the computation.
+
+    The flight stays registered until the cancelled computation has unwound: a call
+    arriving meanwhile waits for that, then starts afresh, so two computations of one
+    key never overlap.
+    """
     with state.lock:
         flight.waiters -= 1
         abandoned = flight.waiters == 0 and not flight.future.done()
-        if abandoned and state.flights.get(key) is flight:
-            del state.flights[key]
+    if not abandoned:
+        return
     task = flight.task
-    if abandoned and task is not None:
-        try:
-            task.get_loop().call_soon_threadsafe(task.cancel)
-        except RuntimeError:  # its loop is already closed: the task is gone with it
-            pass
+    if task is None:
+        _land(state, slot, flight, cancelled=True)
+        return
+    try:
+        task.get_loop().call_soon_threadsafe(task.cancel)
+    except RuntimeError:  # its loop is already closed: the task is gone with it
+        _land(state, slot, flight, cancelled=True)
 
 
 async def _wait(future: concurrent.futures.Future[Any], loop: asyncio.AbstractEventLoop) -> None:

@@ -3,6 +3,9 @@
 Sync functions are wrapped by `CachedFunction`, whose `__call__` builds the key and
 looks it up in one native call. Async functions get an `async def` wrapper (so
 `inspect.iscoroutinefunction` is true for it) that calls the same native lookup.
+
+The typed signature (overloads preserving the decorated function's parameters) is in
+`_cached.pyi`; this module stays importable on Python 3.9 without typing_extensions.
 """
 
 from __future__ import annotations
@@ -47,21 +50,26 @@ def cached(
     cached. `wrapper.cache` is the underlying `Moka`; each decorated function gets
     its own cache.
     """
+    if key is not None and not callable(key):
+        raise TypeError(f"key must be callable or None, not {type(key).__name__}")
+    func = None
     if isinstance(maxsize, int):
         # A negative maxsize means no caching, as in lru_cache.
         maxsize = max(maxsize, 0)
     elif callable(maxsize) and isinstance(typed, bool):
         # The bare form `@cached`, where `maxsize` is the function itself.
         func, maxsize = maxsize, 128
-        return _decorate(func, maxsize, typed, ttl, tti, wait_concurrent, policy, weigher, key)
     elif maxsize is not None:
         raise TypeError("Expected first argument to be an integer, a callable, or None")
-    if key is not None and not callable(key):
-        raise TypeError(f"key must be callable or None, not {type(key).__name__}")
+    # A bad ttl, policy, weigher or maxsize is reported here, where the decorator is
+    # written, rather than when it is applied.
+    Moka._for_cached(maxsize, ttl, tti, policy, weigher)
 
     def decorating_function(func: Callable[..., Any]) -> Any:
         return _decorate(func, maxsize, typed, ttl, tti, wait_concurrent, policy, weigher, key)
 
+    if func is not None:
+        return decorating_function(func)
     return decorating_function
 
 
@@ -77,36 +85,52 @@ def _decorate(
     key: Callable[..., Any] | None,
 ) -> Any:
     if not callable(func):
-        raise TypeError(f"cached() needs a callable to decorate, not {type(func).__name__}")
-    maxsize = None if maxsize is None else int(maxsize)
+        raise TypeError(
+            f"the first argument must be callable (the function to cache), "
+            f"not {type(func).__name__}"
+        )
+    # Each decorated function gets a cache of its own, even from one decorator object.
     cache = Moka._for_cached(maxsize, ttl, tti, policy, weigher)
     core = CachedFunction(func, cache, maxsize, bool(typed), key, bool(wait_concurrent))
     if not inspect.iscoroutinefunction(func):
         return functools.update_wrapper(core, func)
-    return _async_wrapper(func, core, cache, bool(wait_concurrent))
+    return _async_wrapper(func, core, cache, maxsize, bool(wait_concurrent))
 
 
 def _async_wrapper(
-    func: Callable[..., Any], core: CachedFunction, cache: Moka, wait_concurrent: bool
+    func: Callable[..., Any],
+    core: CachedFunction[..., Any],
+    cache: Moka[Any, Any],
+    maxsize: int | None,
+    wait_concurrent: bool,
 ) -> Any:
     lookup = core._lookup
-    if wait_concurrent:
+    if maxsize == 0:
+        # As for sync functions: no key is built, nothing is cached, misses counted.
+        count_miss = core._count_miss
 
         async def wrapper(*args: Any, **kwargs: Any) -> Any:
-            key, value = lookup(args, kwargs, _MISSING)
+            count_miss()
+            return await func(*args, **kwargs)
+
+    elif wait_concurrent:
+
+        async def wrapper(*args: Any, **kwargs: Any) -> Any:
+            key, hash_, value = lookup(args, kwargs, _MISSING)
             if value is not _MISSING:
                 return value
-            return await _aio.join(cache, key, lambda: func(*args, **kwargs), None, None)
+            slot = _aio.WrapperSlot(core, key, hash_)
+            return await _aio.join(cache, slot, lambda: func(*args, **kwargs))
 
     else:
         remember = core._remember
 
         async def wrapper(*args: Any, **kwargs: Any) -> Any:
-            key, value = lookup(args, kwargs, _MISSING)
+            key, hash_, value = lookup(args, kwargs, _MISSING)
             if value is not _MISSING:
                 return value
             value = await func(*args, **kwargs)
-            remember(key, value)
+            remember(key, hash_, value)
             return value
 
     functools.update_wrapper(wrapper, func)
