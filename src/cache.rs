@@ -98,12 +98,18 @@ impl Moka {
             config.listener,
         );
         self.store.set(store).map_err(|_| {
-            Error::Runtime("this Moka is already initialized; its configuration cannot change".to_owned())
+            Error::Runtime(
+                "this Moka is already initialized; its configuration cannot change".to_owned(),
+            )
         })
     }
 
     /// Sets the store up from `config_kwargs`-shaped arguments.
-    fn configure_from(&self, capacity: &Bound<'_, PyAny>, kwargs: &Bound<'_, PyDict>) -> Result<()> {
+    fn configure_from(
+        &self,
+        capacity: &Bound<'_, PyAny>,
+        kwargs: &Bound<'_, PyDict>,
+    ) -> Result<()> {
         let get = |name: &str| -> Result<Option<Bound<'_, PyAny>>> {
             Ok(kwargs.get_item(name)?.filter(|v| !v.is_none()))
         };
@@ -128,7 +134,10 @@ impl Moka {
         kwargs.set_item("tti", spec.expiry.tti.map(|d| d.as_secs_f64()))?;
         kwargs.set_item(
             "eviction_listener",
-            spec.notifier.listener.as_ref().map(|l| l.callable().clone_ref(py)),
+            spec.notifier
+                .listener
+                .as_ref()
+                .map(|l| l.callable().clone_ref(py)),
         )?;
         kwargs.set_item("policy", spec.policy.as_str())?;
         kwargs.set_item("weigher", store.weigher().map(|w| w.clone_ref(py)))?;
@@ -160,7 +169,11 @@ impl Moka {
     }
 
     /// What a copy needs: `(capacity, configuration, entries, instance __dict__)`.
-    fn state<'py>(&self, py: Python<'py>, dict: Option<Bound<'py, PyAny>>) -> PyResult<Bound<'py, PyTuple>> {
+    fn state<'py>(
+        &self,
+        py: Python<'py>,
+        dict: Option<Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyTuple>> {
         let capacity = self.store()?.capacity().into_pyobject(py)?.into_any();
         PyTuple::new(
             py,
@@ -198,10 +211,12 @@ impl Moka {
         }
         Ok(())
     }
-
 }
 
-fn entry_options(ttl: Option<&Bound<'_, PyAny>>, tti: Option<&Bound<'_, PyAny>>) -> Result<EntryOptions> {
+fn entry_options(
+    ttl: Option<&Bound<'_, PyAny>>,
+    tti: Option<&Bound<'_, PyAny>>,
+) -> Result<EntryOptions> {
     Ok(EntryOptions {
         ttl: duration::extract("ttl", ttl, AboveLimit::Clamp)?,
         tti: duration::extract("tti", tti, AboveLimit::Clamp)?,
@@ -221,8 +236,15 @@ fn require_callable(name: &str, value: &Bound<'_, PyAny>) -> Result<()> {
 }
 
 /// `pickle` needs the configuration's callables to pickle; say which one does not.
-fn check_picklable(py: Python<'_>, name: &str, value: Option<&Bound<'_, PyAny>>, protocol: i32) -> PyResult<()> {
-    let Some(value) = value.filter(|v| !v.is_none()) else { return Ok(()) };
+fn check_picklable(
+    py: Python<'_>,
+    name: &str,
+    value: Option<&Bound<'_, PyAny>>,
+    protocol: i32,
+) -> PyResult<()> {
+    let Some(value) = value.filter(|v| !v.is_none()) else {
+        return Ok(());
+    };
     let dumps = py.import("pickle")?.getattr("dumps")?;
     if let Err(err) = dumps.call1((value, protocol)) {
         let error = PyTypeError::new_err(format!(
@@ -256,7 +278,16 @@ impl Moka {
         weigher: Option<&Bound<'_, PyAny>>,
         expiry: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<()> {
-        Ok(self.configure(capacity, ttl, tti, eviction_listener, policy, weigher, expiry, false)?)
+        Ok(self.configure(
+            capacity,
+            ttl,
+            tti,
+            eviction_listener,
+            policy,
+            weigher,
+            expiry,
+            false,
+        )?)
     }
 
     /// Stores `value` under `key`, replacing any previous value.
@@ -279,7 +310,11 @@ impl Moka {
 
     /// Returns the value of `key`, or `default` if it is absent (or expired).
     #[pyo3(signature = (key, default=None))]
-    fn get<'py>(&self, key: &Bound<'py, PyAny>, default: Option<Bound<'py, PyAny>>) -> PyResult<Bound<'py, PyAny>> {
+    fn get<'py>(
+        &self,
+        key: &Bound<'py, PyAny>,
+        default: Option<Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
         let py = key.py();
         let _settle = Settle::new(py);
         let hash = keys::hash(key)?;
@@ -306,11 +341,13 @@ impl Moka {
     ) -> PyResult<Bound<'py, PyAny>> {
         let _settle = Settle::new(key.py());
         let hash = keys::hash(key)?;
-        require_callable("initializer", initializer)?;
-        let options = entry_options(ttl, tti)?;
+        let options = || {
+            require_callable("initializer", initializer)?;
+            entry_options(ttl, tti)
+        };
         Ok(self
             .store()?
-            .get_with(key, hash, &options, || initializer.call0())?)
+            .get_with(key, hash, options, || initializer.call0())?)
     }
 
     /// The async twin of `get_with`: returns a coroutine. `factory()` must return an
@@ -335,7 +372,11 @@ impl Moka {
 
     /// Removes `key` and returns its value, or `default` if it was absent.
     #[pyo3(signature = (key, default=None))]
-    fn remove<'py>(&self, key: &Bound<'py, PyAny>, default: Option<Bound<'py, PyAny>>) -> PyResult<Bound<'py, PyAny>> {
+    fn remove<'py>(
+        &self,
+        key: &Bound<'py, PyAny>,
+        default: Option<Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
         let py = key.py();
         let _settle = Settle::new(py);
         let hash = keys::hash(key)?;
@@ -474,7 +515,13 @@ impl Moka {
     /// A list of the live keys (a snapshot; no read is recorded).
     fn keys<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
         let _settle = Settle::new(py);
-        PyList::new(py, self.store()?.entries().iter().map(|(k, _)| k.key().to_bound(py)))
+        PyList::new(
+            py,
+            self.store()?
+                .entries()
+                .iter()
+                .map(|(k, _)| k.key().to_bound(py)),
+        )
     }
 
     /// A list of the live values (a snapshot; no read is recorded).
@@ -524,7 +571,9 @@ impl Moka {
     fn __setitem__(&self, key: &Bound<'_, PyAny>, value: &Bound<'_, PyAny>) -> PyResult<()> {
         let _settle = Settle::new(key.py());
         let hash = keys::hash(key)?;
-        Ok(self.store()?.put(key, hash, value, &EntryOptions::default())?)
+        Ok(self
+            .store()?
+            .put(key, hash, value, &EntryOptions::default())?)
     }
 
     fn __delitem__(&self, key: &Bound<'_, PyAny>) -> PyResult<()> {
@@ -599,9 +648,15 @@ impl Moka {
             None => "None".to_owned(),
         };
         let mut repr = format!("{name}(capacity={capacity}");
-        let seconds = |d: Option<Duration>| d.map_or_else(|| "None".to_owned(), |d| format!("{:?}", d.as_secs_f64()));
+        let seconds = |d: Option<Duration>| {
+            d.map_or_else(|| "None".to_owned(), |d| format!("{:?}", d.as_secs_f64()))
+        };
         let spec = this.store()?.spec();
-        repr.push_str(&format!(", ttl={}, tti={}", seconds(spec.expiry.ttl), seconds(spec.expiry.tti)));
+        repr.push_str(&format!(
+            ", ttl={}, tti={}",
+            seconds(spec.expiry.ttl),
+            seconds(spec.expiry.tti)
+        ));
         repr.push_str(&format!(", policy='{}'", spec.policy.as_str()));
         for (name, value) in [
             ("eviction_listener", this.eviction_listener(py)?),
@@ -619,13 +674,21 @@ impl Moka {
     fn __copy__<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
         let py = slf.py();
         let _settle = Settle::new(py);
-        let state = slf.get().state(py, instance_dict(slf)?.map(|d| d.call_method0("copy")).transpose()?)?;
+        let state = slf.get().state(
+            py,
+            instance_dict(slf)?
+                .map(|d| d.call_method0("copy"))
+                .transpose()?,
+        )?;
         let copy = blank_of(slf)?;
         copy.call_method1("__setstate__", (state,))?;
         Ok(copy)
     }
 
-    fn __deepcopy__<'py>(slf: &Bound<'py, Self>, memo: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    fn __deepcopy__<'py>(
+        slf: &Bound<'py, Self>,
+        memo: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
         let py = slf.py();
         let _settle = Settle::new(py);
         let copy = blank_of(slf)?;
@@ -652,7 +715,11 @@ impl Moka {
         let state = this.state(py, instance_dict(slf)?)?;
         PyTuple::new(
             py,
-            [newobj, PyTuple::new(py, [slf.get_type()])?.into_any(), state.into_any()],
+            [
+                newobj,
+                PyTuple::new(py, [slf.get_type()])?.into_any(),
+                state.into_any(),
+            ],
         )
     }
 
@@ -696,7 +763,11 @@ impl Moka {
 
     /// Like `get`, but not counted in `stats()` (the read is still recorded).
     #[pyo3(signature = (key, default=None))]
-    fn _peek<'py>(&self, key: &Bound<'py, PyAny>, default: Option<Bound<'py, PyAny>>) -> PyResult<Bound<'py, PyAny>> {
+    fn _peek<'py>(
+        &self,
+        key: &Bound<'py, PyAny>,
+        default: Option<Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
         let py = key.py();
         let _settle = Settle::new(py);
         let hash = keys::hash(key)?;
@@ -708,9 +779,15 @@ impl Moka {
 
     /// Per-cache state of `aget_with` (a dict owned by `moka_py._aio`).
     fn _async_state(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-        let state = self.async_state.get_or_try_init(py, || -> PyResult<Py<PyAny>> {
-            Ok(py.import("moka_py._aio")?.getattr("AsyncState")?.call0()?.unbind())
-        })?;
+        let state = self
+            .async_state
+            .get_or_try_init(py, || -> PyResult<Py<PyAny>> {
+                Ok(py
+                    .import("moka_py._aio")?
+                    .getattr("AsyncState")?
+                    .call0()?
+                    .unbind())
+            })?;
         Ok(state.clone_ref(py))
     }
 

@@ -8,8 +8,8 @@
 
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::{PyTraverseError, PyVisit};
 use pyo3::types::{PyDict, PyInt, PyString, PyTuple, PyType};
+use pyo3::{PyTraverseError, PyVisit};
 
 use crate::cache::Moka;
 use crate::errors::Error;
@@ -225,7 +225,12 @@ impl CachedFunction {
     }
 
     /// Stores the result of an async call under a key from `_lookup`.
-    fn _remember(&self, key: &Bound<'_, PyAny>, hash: isize, value: &Bound<'_, PyAny>) -> PyResult<()> {
+    fn _remember(
+        &self,
+        key: &Bound<'_, PyAny>,
+        hash: isize,
+        value: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
         let _settle = Settle::new(key.py());
         if self.maxsize == Some(0) {
             return Ok(());
@@ -296,7 +301,10 @@ impl CachedFunction {
     }
 
     fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
-        Ok(format!("<moka_py.cached wrapper of {}>", self.func.bind(py).repr()?))
+        Ok(format!(
+            "<moka_py.cached wrapper of {}>",
+            self.func.bind(py).repr()?
+        ))
     }
 }
 

@@ -39,7 +39,8 @@ impl Config {
         let capacity = parse_capacity(capacity, allow_unbounded)?;
         let ttl = duration::extract("ttl", ttl, AboveLimit::Reject)?;
         let tti = duration::extract("tti", tti, AboveLimit::Reject)?;
-        let listener = optional_callable("eviction_listener", eviction_listener)?.map(Listener::new);
+        let listener =
+            optional_callable("eviction_listener", eviction_listener)?.map(Listener::new);
         let weigher = optional_callable("weigher", weigher)?;
         let hooks = match expiry.filter(|e| !e.is_none()) {
             Some(expiry) => Some(ExpiryHooks::from_object(expiry)?),

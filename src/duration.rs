@@ -49,9 +49,11 @@ impl DurationError {
 }
 
 /// Converts a positive, finite number of seconds into a [`Duration`].
-pub fn parse_seconds(seconds: f64, above_limit: AboveLimit) -> std::result::Result<Duration, DurationError> {
-    // `!(x > 0)` also catches NaN.
-    if !(seconds > 0.0) || seconds.is_infinite() {
+pub fn parse_seconds(
+    seconds: f64,
+    above_limit: AboveLimit,
+) -> std::result::Result<Duration, DurationError> {
+    if seconds.is_nan() || seconds <= 0.0 || seconds.is_infinite() {
         return Err(DurationError::NotPositive(seconds));
     }
     let seconds = if seconds > MAX_SECONDS {
@@ -112,8 +114,14 @@ mod tests {
 
     #[test]
     fn positive_values_convert() {
-        assert_eq!(parse_seconds(1.5, AboveLimit::Reject), Ok(Duration::from_millis(1500)));
-        assert_eq!(parse_seconds(1e-12, AboveLimit::Reject), Ok(Duration::from_nanos(1)));
+        assert_eq!(
+            parse_seconds(1.5, AboveLimit::Reject),
+            Ok(Duration::from_millis(1500))
+        );
+        assert_eq!(
+            parse_seconds(1e-12, AboveLimit::Reject),
+            Ok(Duration::from_nanos(1))
+        );
         assert_eq!(
             parse_seconds(MAX_SECONDS, AboveLimit::Reject),
             Ok(Duration::from_secs_f64(MAX_SECONDS))
@@ -144,11 +152,15 @@ mod tests {
 
     #[test]
     fn messages_name_the_argument_and_keep_upstream_fragments() {
-        assert!(DurationError::NotPositive(-1.0).message("ttl").starts_with("ttl must be positive"));
+        assert!(DurationError::NotPositive(-1.0)
+            .message("ttl")
+            .starts_with("ttl must be positive"));
         assert!(DurationError::NotPositive(f64::INFINITY)
             .message("tti")
             .starts_with("tti must be positive"));
-        assert!(DurationError::OutOfRange(1e300).message("ttl").starts_with("ttl is out of range: "));
+        assert!(DurationError::OutOfRange(1e300)
+            .message("ttl")
+            .starts_with("ttl is out of range: "));
     }
 
     mod properties {

@@ -18,9 +18,9 @@ use parking_lot::Mutex;
 
 use crate::errors::{Error, Result};
 use crate::expiry::{ExpiryPolicy, NodeExpiry};
+use crate::keys::EngineKey;
 use crate::listener::{self, Cause, Listener};
 use crate::node::Node;
-use crate::keys::EngineKey;
 use crate::slot::SlotHasherBuilder;
 use crate::stats::Stats;
 
@@ -96,10 +96,12 @@ pub struct Engine {
 
 impl Engine {
     pub fn build(spec: &EngineSpec, timed: bool) -> Engine {
-        let mut builder = moka::sync::Cache::<EngineKey, Arc<Node>>::builder().eviction_policy(match spec.policy {
-            Policy::TinyLfu => EvictionPolicy::tiny_lfu(),
-            Policy::Lru => EvictionPolicy::lru(),
-        });
+        let mut builder = moka::sync::Cache::<EngineKey, Arc<Node>>::builder().eviction_policy(
+            match spec.policy {
+                Policy::TinyLfu => EvictionPolicy::tiny_lfu(),
+                Policy::Lru => EvictionPolicy::lru(),
+            },
+        );
         if let Some(capacity) = spec.capacity {
             builder = builder.max_capacity(capacity);
         }
@@ -115,9 +117,10 @@ impl Engine {
         if timed {
             builder = builder.expire_after(NodeExpiry::new(Arc::clone(&spec.expiry)));
             let notifier = Arc::clone(&spec.notifier);
-            builder = builder.eviction_listener(move |key: Arc<EngineKey>, node: Arc<Node>, cause| {
-                notifier.notify(&key, &node, cause);
-            });
+            builder =
+                builder.eviction_listener(move |key: Arc<EngineKey>, node: Arc<Node>, cause| {
+                    notifier.notify(&key, &node, cause);
+                });
         }
         Engine {
             cache: builder.build_with_hasher(SlotHasherBuilder::new()),
@@ -133,6 +136,9 @@ impl Engine {
 /// Python in between re-reads the current engine before writing (see `store.rs`).
 pub struct Engines {
     current: AtomicPtr<Engine>,
+    // Boxed on purpose: `current` points into these boxes, which must not move when
+    // the vector grows.
+    #[allow(clippy::vec_box)]
     all: Mutex<Vec<Box<Engine>>>,
 }
 

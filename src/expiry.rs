@@ -67,6 +67,9 @@ pub struct EntryExpiry {
     kept_deadline: Option<Instant>,
     /// Per-call time-to-idle, refreshed by every read.
     idle: Option<Duration>,
+    /// Whether reads update the tracked deadline (the cache has a read or update
+    /// hook that needs `remaining`).
+    track_reads: bool,
     /// Absolute deadline of the fixed part (`lifetime`/`kept_deadline`); NEVER if none.
     fixed: AtomicU64,
     /// Effective deadline including the cache-wide ttl/tti; NEVER if none.
@@ -77,11 +80,17 @@ pub struct EntryExpiry {
 }
 
 impl EntryExpiry {
-    pub fn new(lifetime: Option<Duration>, kept_deadline: Option<Instant>, idle: Option<Duration>) -> Box<Self> {
+    pub fn new(
+        lifetime: Option<Duration>,
+        kept_deadline: Option<Instant>,
+        idle: Option<Duration>,
+        track_reads: bool,
+    ) -> Box<Self> {
         Box::new(EntryExpiry {
             lifetime,
             kept_deadline,
             idle,
+            track_reads,
             fixed: AtomicU64::new(NEVER),
             effective: AtomicU64::new(NEVER),
             lifetime_end: AtomicU64::new(NEVER),
@@ -114,9 +123,9 @@ impl EntryExpiry {
         decode(self.fixed.load(Ordering::Relaxed))
     }
 
-    /// Whether this entry carries any per-entry limit of its own.
-    pub fn has_own_limit(&self) -> bool {
-        self.lifetime.is_some() || self.kept_deadline.is_some() || self.idle.is_some()
+    /// Whether a read may change this entry's expiration or must be tracked.
+    pub fn reads_matter(&self) -> bool {
+        self.idle.is_some() || self.track_reads
     }
 
     fn on_write(&self, now: Instant, policy: &ExpiryPolicy) -> Option<Duration> {
@@ -135,20 +144,28 @@ impl EntryExpiry {
         hook: Option<Duration>,
     ) -> Option<Instant> {
         if let Some(lifetime) = hook {
-            self.fixed.store(to_nanos(now + lifetime), Ordering::Relaxed);
+            self.fixed
+                .store(to_nanos(now + lifetime), Ordering::Relaxed);
         }
         let own = min_opt(self.fixed_deadline(), self.idle.map(|d| now + d));
         self.track(own, now, last_modified, policy);
         own
     }
 
-    fn track(&self, own: Option<Instant>, now: Instant, last_modified: Instant, policy: &ExpiryPolicy) {
+    fn track(
+        &self,
+        own: Option<Instant>,
+        now: Instant,
+        last_modified: Instant,
+        policy: &ExpiryPolicy,
+    ) {
         let ttl = policy.ttl.map(|d| last_modified + d);
         let tti = policy.tti.map(|d| now + d);
         let effective = min_opt(own, min_opt(ttl, tti));
         self.effective.store(encode(effective), Ordering::Relaxed);
         let lifetime_end = min_opt(self.fixed_deadline(), ttl);
-        self.lifetime_end.store(encode(lifetime_end), Ordering::Relaxed);
+        self.lifetime_end
+            .store(encode(lifetime_end), Ordering::Relaxed);
     }
 }
 
@@ -160,7 +177,11 @@ pub struct ExpiryHooks {
     update: Option<Py<PyAny>>,
 }
 
-const HOOK_NAMES: [&str; 3] = ["expire_after_create", "expire_after_read", "expire_after_update"];
+const HOOK_NAMES: [&str; 3] = [
+    "expire_after_create",
+    "expire_after_read",
+    "expire_after_update",
+];
 
 impl ExpiryHooks {
     /// Validates the `expiry` argument: an object with at least one hook method.
@@ -210,7 +231,9 @@ impl ExpiryHooks {
         key: &Bound<'_, PyAny>,
         value: &Bound<'_, PyAny>,
     ) -> Result<Option<Duration>> {
-        let Some(hook) = &self.create else { return Ok(None) };
+        let Some(hook) = &self.create else {
+            return Ok(None);
+        };
         let answer = hook.bind(key.py()).call1((key, value))?;
         hook_seconds("expire_after_create", &answer)
     }
@@ -223,7 +246,9 @@ impl ExpiryHooks {
         value: &Bound<'_, PyAny>,
         remaining: Option<Duration>,
     ) -> Result<Option<Duration>> {
-        let Some(hook) = &self.update else { return Ok(None) };
+        let Some(hook) = &self.update else {
+            return Ok(None);
+        };
         let answer = hook
             .bind(key.py())
             .call1((key, value, remaining.map(|d| d.as_secs_f64())))?;
@@ -237,7 +262,9 @@ impl ExpiryHooks {
         node: &Node,
         remaining: Option<Duration>,
     ) -> Result<Option<Duration>> {
-        let Some(hook) = &self.read else { return Ok(None) };
+        let Some(hook) = &self.read else {
+            return Ok(None);
+        };
         let key = key.key().bind(py);
         let value = node.value(py);
         let answer = hook
@@ -326,7 +353,12 @@ impl NodeExpiry {
         NodeExpiry { policy }
     }
 
-    fn read_hook(&self, key: &EngineKey, node: &Node, remaining: Option<Duration>) -> Option<Duration> {
+    fn read_hook(
+        &self,
+        key: &EngineKey,
+        node: &Node,
+        remaining: Option<Duration>,
+    ) -> Option<Duration> {
         let hooks = self.policy.hooks.as_ref().filter(|h| h.has_read())?;
         if !READ_HOOK_ALLOWED.with(Cell::get) {
             return None;
@@ -346,7 +378,12 @@ impl NodeExpiry {
 }
 
 impl moka::Expiry<EngineKey, Arc<Node>> for NodeExpiry {
-    fn expire_after_create(&self, _key: &EngineKey, node: &Arc<Node>, created_at: Instant) -> Option<Duration> {
+    fn expire_after_create(
+        &self,
+        _key: &EngineKey,
+        node: &Arc<Node>,
+        created_at: Instant,
+    ) -> Option<Duration> {
         node.expiry()?.on_write(created_at, &self.policy)
     }
 
@@ -370,14 +407,19 @@ impl moka::Expiry<EngineKey, Arc<Node>> for NodeExpiry {
         duration_until_expiry: Option<Duration>,
         last_modified_at: Instant,
     ) -> Option<Duration> {
-        let Some(entry) = node.expiry() else {
+        let Some(entry) = node.expiry().filter(|_| node.reads_matter()) else {
             return duration_until_expiry;
         };
         let hook = self.read_hook(key, node, duration_until_expiry);
         if hook.is_none() && entry.idle.is_none() {
             // Nothing of this entry's own changes on a read; only the effective deadline
             // moves with the cache-wide tti.
-            entry.track(entry.fixed_deadline(), read_at, last_modified_at, &self.policy);
+            entry.track(
+                entry.fixed_deadline(),
+                read_at,
+                last_modified_at,
+                &self.policy,
+            );
             return duration_until_expiry;
         }
         entry
@@ -401,7 +443,12 @@ mod tests {
     #[test]
     fn lifetime_and_idle_take_the_earliest() {
         let now = Instant::now();
-        let e = EntryExpiry::new(Some(Duration::from_secs(10)), None, Some(Duration::from_secs(3)));
+        let e = EntryExpiry::new(
+            Some(Duration::from_secs(10)),
+            None,
+            Some(Duration::from_secs(3)),
+            false,
+        );
         let d = e.on_write(now, &policy(None, None));
         assert_eq!(d, Some(Duration::from_secs(3)));
         assert_eq!(e.remaining(now), Some(Duration::from_secs(3)));
@@ -410,7 +457,12 @@ mod tests {
     #[test]
     fn reads_refresh_idle_but_not_the_fixed_part() {
         let now = Instant::now();
-        let e = EntryExpiry::new(Some(Duration::from_secs(10)), None, Some(Duration::from_secs(3)));
+        let e = EntryExpiry::new(
+            Some(Duration::from_secs(10)),
+            None,
+            Some(Duration::from_secs(3)),
+            false,
+        );
         e.on_write(now, &policy(None, None));
         let later = now + Duration::from_secs(8);
         let deadline = e.on_read(later, now, &policy(None, None), None);
@@ -421,10 +473,10 @@ mod tests {
     #[test]
     fn cache_wide_limits_cap_the_effective_deadline() {
         let now = Instant::now();
-        let e = EntryExpiry::new(Some(Duration::from_secs(100)), None, None);
+        let e = EntryExpiry::new(Some(Duration::from_secs(100)), None, None, false);
         e.on_write(now, &policy(Some(5), None));
         assert_eq!(e.remaining(now), Some(Duration::from_secs(5)));
-        let e = EntryExpiry::new(None, None, None);
+        let e = EntryExpiry::new(None, None, None, false);
         assert_eq!(e.on_write(now, &policy(None, Some(7))), None);
         assert_eq!(e.remaining(now), Some(Duration::from_secs(7)));
     }
@@ -433,15 +485,18 @@ mod tests {
     fn kept_deadline_survives_a_write() {
         let now = Instant::now();
         let kept = now + Duration::from_secs(4);
-        let e = EntryExpiry::new(None, Some(kept), None);
+        let e = EntryExpiry::new(None, Some(kept), None, false);
         let later = now + Duration::from_secs(1);
-        assert_eq!(e.on_write(later, &policy(None, None)), Some(Duration::from_secs(3)));
+        assert_eq!(
+            e.on_write(later, &policy(None, None)),
+            Some(Duration::from_secs(3))
+        );
     }
 
     #[test]
     fn read_hook_answers_replace_the_fixed_part() {
         let now = Instant::now();
-        let e = EntryExpiry::new(Some(Duration::from_secs(1)), None, None);
+        let e = EntryExpiry::new(Some(Duration::from_secs(1)), None, None, false);
         e.on_write(now, &policy(None, None));
         let deadline = e.on_read(now, now, &policy(None, None), Some(Duration::from_secs(60)));
         assert_eq!(deadline, Some(now + Duration::from_secs(60)));

@@ -142,7 +142,9 @@ impl Flights {
     fn remove(&self, hash: isize, flight: &Arc<Flight>) {
         let removed = {
             let mut by_hash = self.by_hash.lock();
-            let Some(list) = by_hash.get_mut(&hash) else { return };
+            let Some(list) = by_hash.get_mut(&hash) else {
+                return;
+            };
             let removed = list
                 .iter()
                 .position(|f| Arc::ptr_eq(f, flight))

@@ -13,7 +13,7 @@
 //! once the engine call has returned. Paths that do hold a lock (remove, compute)
 //! are given a [`SlotKey`], which compares slots only.
 
-use std::cell::{Cell, RefCell};
+use std::cell::Cell;
 use std::hash::{Hash, Hasher};
 
 use equivalent::Equivalent;
@@ -97,7 +97,9 @@ impl Equivalent<EngineKey> for SlotKey {
 pub struct Comparisons {
     ran_python: Cell<bool>,
     saw_other_key: Cell<bool>,
-    error: RefCell<Option<Error>>,
+    failed: Cell<bool>,
+    /// The exception a comparison raised (boxed: the error-free path stays small).
+    error: Cell<Option<Box<Error>>>,
 }
 
 impl Comparisons {
@@ -115,15 +117,23 @@ impl Comparisons {
 
     /// The exception a comparison raised, if any.
     pub fn take_error(&self) -> Option<Error> {
-        self.error.borrow_mut().take()
+        self.error.take().map(|e| *e)
+    }
+
+    #[inline]
+    fn failed(&self) -> bool {
+        self.failed.get()
     }
 
     /// Raises the exception a comparison raised, if any.
+    #[inline]
     pub fn check(&self) -> Result<()> {
-        match self.take_error() {
-            Some(err) => Err(err),
-            None => Ok(()),
+        if self.failed() {
+            if let Some(err) = self.take_error() {
+                return Err(err);
+            }
         }
+        Ok(())
     }
 }
 
@@ -157,7 +167,7 @@ impl Equivalent<EngineKey> for LookupKey<'_, '_> {
         if self.slot != stored.slot {
             return false;
         }
-        if self.comparisons.error.borrow().is_some() {
+        if self.comparisons.failed() {
             return false;
         }
         match compare(&stored.key.bind(self.key.py()), self.key) {
@@ -171,7 +181,8 @@ impl Equivalent<EngineKey> for LookupKey<'_, '_> {
                 outcome.equal
             }
             Err(err) => {
-                *self.comparisons.error.borrow_mut() = Some(err);
+                self.comparisons.error.set(Some(Box::new(err)));
+                self.comparisons.failed.set(true);
                 false
             }
         }

@@ -48,8 +48,12 @@ impl Cause {
     }
 
     fn to_py(self, py: Python<'_>) -> &Bound<'_, PyString> {
-        static STRINGS: [PyOnceLock<Py<PyString>>; 4] =
-            [PyOnceLock::new(), PyOnceLock::new(), PyOnceLock::new(), PyOnceLock::new()];
+        static STRINGS: [PyOnceLock<Py<PyString>>; 4] = [
+            PyOnceLock::new(),
+            PyOnceLock::new(),
+            PyOnceLock::new(),
+            PyOnceLock::new(),
+        ];
         let index = self as usize;
         STRINGS[index]
             .get_or_init(py, || PyString::intern(py, self.as_str()).unbind())

@@ -15,9 +15,14 @@ pub struct Node {
     /// cache-wide ttl/tti (or none at all), which keeps plain entries small.
     expiry: Option<Box<EntryExpiry>>,
     weight: u32,
-    /// Which collision probe of its hash this entry occupies (see `slot.rs`).
+    /// Which collision probe of its hash this entry occupies (see `slot.rs`), with
+    /// [`READS_MATTER`] folded into the top bit to keep the node at 40 bytes.
     probe: u32,
 }
+
+/// Set on nodes whose reads change their expiration (per-entry tti, read hook):
+/// the others skip their expiry state on the read path.
+const READS_MATTER: u32 = 1 << 31;
 
 impl Node {
     pub fn new(
@@ -26,11 +31,13 @@ impl Node {
         probe: u32,
         expiry: Option<Box<EntryExpiry>>,
     ) -> Arc<Node> {
+        debug_assert!(probe < READS_MATTER, "probe numbers stay far below 2**31");
+        let reads_matter = expiry.as_deref().is_some_and(EntryExpiry::reads_matter);
         Arc::new(Node {
             value: ValueCell::new(value),
             expiry,
             weight,
-            probe,
+            probe: probe | if reads_matter { READS_MATTER } else { 0 },
         })
     }
 
@@ -41,7 +48,13 @@ impl Node {
 
     #[inline]
     pub fn probe(&self) -> u32 {
-        self.probe
+        self.probe & !READS_MATTER
+    }
+
+    /// Whether a read may change this entry's expiration.
+    #[inline]
+    pub fn reads_matter(&self) -> bool {
+        self.probe & READS_MATTER != 0
     }
 
     #[inline]
@@ -86,7 +99,7 @@ impl std::fmt::Debug for Node {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Node")
             .field("weight", &self.weight)
-            .field("probe", &self.probe)
+            .field("probe", &self.probe())
             .finish_non_exhaustive()
     }
 }

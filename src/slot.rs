@@ -63,7 +63,7 @@ impl SlotHasherBuilder {
     /// A builder seeded from the standard library's per-process random keys.
     pub fn new() -> Self {
         let mut hasher = RandomState::new().build_hasher();
-        hasher.write_u64(0x6d6f_6b61_2d70_79);
+        hasher.write_u64(0x006d_6f6b_612d_7079);
         Self::with_seed(hasher.finish())
     }
 
@@ -131,9 +131,7 @@ mod tests {
     use std::collections::HashSet;
 
     fn hash_of(builder: &SlotHasherBuilder, slot: Slot) -> u64 {
-        let mut hasher = builder.build_hasher();
-        slot.hash(&mut hasher);
-        hasher.finish()
+        builder.hash_one(slot)
     }
 
     #[test]

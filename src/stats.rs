@@ -20,7 +20,10 @@ mod counter {
         pub fn add(&self, n: u64) {
             // Every caller holds the GIL, so no other writer can interleave between
             // the load and the store.
-            self.0.store(self.0.load(Ordering::Relaxed).wrapping_add(n), Ordering::Relaxed);
+            self.0.store(
+                self.0.load(Ordering::Relaxed).wrapping_add(n),
+                Ordering::Relaxed,
+            );
         }
 
         pub fn get(&self) -> u64 {
@@ -68,7 +71,10 @@ mod counter {
         }
 
         pub fn get(&self) -> u64 {
-            self.0.iter().map(|s| s.0.load(Ordering::Relaxed)).fold(0, u64::wrapping_add)
+            self.0
+                .iter()
+                .map(|s| s.0.load(Ordering::Relaxed))
+                .fold(0, u64::wrapping_add)
         }
 
         pub fn reset(&self) {

@@ -171,6 +171,10 @@ pub struct Store {
     write_lock: Mutex<()>,
 }
 
+/// What `write_guard` returns on GIL builds, where the GIL already orders writes.
+#[cfg(not(Py_GIL_DISABLED))]
+struct GilGuard;
+
 /// The capacity given to moka itself (see [`Store::new`]): at most 0.2% (and 512
 /// entries) below the user's, and exactly the user's below 4096.
 fn engine_capacity(capacity: u64) -> u64 {
@@ -259,15 +263,26 @@ impl Store {
     pub fn lookup(&self, key: &Bound<'_, PyAny>, hash: isize) -> Result<Option<Arc<Node>>> {
         let engine = self.engines.current();
         self.order_reads_after_writes(engine);
+        let max_probe = self.chains.max_probe(hash);
+        if max_probe == 0 && self.hooks().is_none() {
+            // The common case: one slot to look at, no read hook to run.
+            let comparisons = Comparisons::default();
+            let found = engine
+                .cache
+                .get(&LookupKey::new(Slot::new(hash, 0), key, &comparisons));
+            comparisons.check()?;
+            return Ok(found);
+        }
         let hook_scope = self
             .hooks()
             .filter(|hooks| hooks.has_read())
             .map(|_| ReadHookScope::open());
         let comparisons = Comparisons::default();
-        for probe in 0..=self.chains.max_probe(hash) {
-            let found = engine
-                .cache
-                .get(&LookupKey::new(Slot::new(hash, probe), key, &comparisons));
+        for probe in 0..=max_probe {
+            let found =
+                engine
+                    .cache
+                    .get(&LookupKey::new(Slot::new(hash, probe), key, &comparisons));
             comparisons.check()?;
             if let Some(err) = hook_scope.as_ref().and_then(ReadHookScope::take_error) {
                 return Err(err);
@@ -297,7 +312,11 @@ impl Store {
 
     /// `cache.get(key)`: the value, counting a hit or a miss.
     #[inline]
-    pub fn get<'py>(&self, key: &Bound<'py, PyAny>, hash: isize) -> Result<Option<Bound<'py, PyAny>>> {
+    pub fn get<'py>(
+        &self,
+        key: &Bound<'py, PyAny>,
+        hash: isize,
+    ) -> Result<Option<Bound<'py, PyAny>>> {
         match self.lookup(key, hash)? {
             Some(node) => {
                 self.stats.hits.add(1);
@@ -315,9 +334,11 @@ impl Store {
         let engine = self.engines.current();
         let comparisons = Comparisons::default();
         for probe in 0..=self.chains.max_probe(hash) {
-            let present = engine
-                .cache
-                .contains_key(&LookupKey::new(Slot::new(hash, probe), key, &comparisons));
+            let present = engine.cache.contains_key(&LookupKey::new(
+                Slot::new(hash, probe),
+                key,
+                &comparisons,
+            ));
             comparisons.check()?;
             if present {
                 return Ok(true);
@@ -338,9 +359,11 @@ impl Store {
         let mut ran_python = false;
         for probe in 0..=max_probe {
             let comparisons = Comparisons::default();
-            let present = engine
-                .cache
-                .contains_key(&LookupKey::new(Slot::new(hash, probe), key, &comparisons));
+            let present = engine.cache.contains_key(&LookupKey::new(
+                Slot::new(hash, probe),
+                key,
+                &comparisons,
+            ));
             comparisons.check()?;
             ran_python |= comparisons.ran_python();
             if present {
@@ -388,14 +411,19 @@ impl Store {
         }
     }
 
+    /// With the GIL, writes need no lock of their own (see the module docs).
     #[cfg(not(Py_GIL_DISABLED))]
     #[inline]
-    fn write_guard(&self, _py: Python<'_>) {}
+    fn write_guard(&self, _py: Python<'_>) -> GilGuard {
+        GilGuard
+    }
 
     /// The weight of a new entry: 1, or the weigher's answer (run before any engine
     /// call, so a failing weigher leaves the cache as it was).
     fn weigh(&self, key: &Bound<'_, PyAny>, value: &Bound<'_, PyAny>) -> Result<u32> {
-        let Some(weigher) = &self.weigher else { return Ok(1) };
+        let Some(weigher) = &self.weigher else {
+            return Ok(1);
+        };
         let weight = weigher.bind(key.py()).call1((key, value))?;
         let Ok(weight) = weight.cast::<PyInt>() else {
             return Err(Error::type_error(format!(
@@ -445,11 +473,16 @@ impl Store {
                 }
             }
         }
-        let tracks_deadline = policy.ttl.is_some() || policy.tti.is_some() || policy.hooks.is_some();
+        let tracks_deadline =
+            policy.ttl.is_some() || policy.tti.is_some() || policy.hooks.is_some();
         if !tracks_deadline && lifetime.is_none() && kept.is_none() && options.tti.is_none() {
             return Ok((None, ran_python));
         }
-        Ok((Some(EntryExpiry::new(lifetime, kept, options.tti)), ran_python))
+        let track_reads = policy.hooks.is_some();
+        Ok((
+            Some(EntryExpiry::new(lifetime, kept, options.tti, track_reads)),
+            ran_python,
+        ))
     }
 
     /// `cache.set(key, value, ttl, tti)`.
@@ -474,9 +507,11 @@ impl Store {
                 Some(probe) => {
                     self.order_reads_after_writes(engine);
                     let comparisons = Comparisons::default();
-                    let node = engine
-                        .cache
-                        .get(&LookupKey::new(Slot::new(hash, probe), key, &comparisons));
+                    let node = engine.cache.get(&LookupKey::new(
+                        Slot::new(hash, probe),
+                        key,
+                        &comparisons,
+                    ));
                     comparisons.check()?;
                     found.ran_python |= comparisons.ran_python();
                     node
@@ -543,7 +578,10 @@ impl Store {
             .insert(EngineKey::new(slot, PyOwned::new(key)), new_node);
         self.queued_write();
         if still_there {
-            self.admit_weight(engine, u64::from(weight).saturating_sub(u64::from(node.weight())));
+            self.admit_weight(
+                engine,
+                u64::from(weight).saturating_sub(u64::from(node.weight())),
+            );
         } else {
             self.plain.inserted.add(1);
             self.admit_weight(engine, u64::from(weight));
@@ -570,15 +608,21 @@ impl Store {
             if engine.timed {
                 self.stats.evictions.add(1);
                 if let Some(listener) = &self.spec.notifier.listener {
-                    listener::enqueue(listener, PyOwned::new(key), PyOwned::new(value), Cause::Size);
+                    listener::enqueue(
+                        listener,
+                        PyOwned::new(key),
+                        PyOwned::new(value),
+                        Cause::Size,
+                    );
                 }
             }
             return;
         }
         let node = Node::new(PyOwned::new(value), weight, probe, expiry);
-        engine
-            .cache
-            .insert(EngineKey::new(Slot::new(hash, probe), PyOwned::new(key)), node);
+        engine.cache.insert(
+            EngineKey::new(Slot::new(hash, probe), PyOwned::new(key)),
+            node,
+        );
         self.queued_write();
         self.admit_weight(engine, u64::from(weight));
     }
@@ -586,7 +630,9 @@ impl Store {
     /// Keeps the held weight within the capacity after `added` more weight.
     #[inline]
     fn admit_weight(&self, engine: &Engine, added: u64) {
-        let Some(capacity) = self.capacity else { return };
+        let Some(capacity) = self.capacity else {
+            return;
+        };
         if added == 0 {
             return;
         }
@@ -616,20 +662,23 @@ impl Store {
     }
 
     /// `cache.remove(key)`: the removed value, if the key was present.
-    pub fn remove<'py>(&self, key: &Bound<'py, PyAny>, hash: isize) -> Result<Option<Bound<'py, PyAny>>> {
+    pub fn remove<'py>(
+        &self,
+        key: &Bound<'py, PyAny>,
+        hash: isize,
+    ) -> Result<Option<Bound<'py, PyAny>>> {
         let py = key.py();
         loop {
             let found = self.locate(key, hash)?;
-            let Some(probe) = found.hit else { return Ok(None) };
+            let Some(probe) = found.hit else {
+                return Ok(None);
+            };
             let _guard = self.write_guard(py);
             if !self.still_valid(&found, hash) {
                 continue;
             }
             self.sequences.bump(hash);
-            let removed = found
-                .engine
-                .cache
-                .remove(&SlotKey(Slot::new(hash, probe)));
+            let removed = found.engine.cache.remove(&SlotKey(Slot::new(hash, probe)));
             self.queued_write();
             return Ok(removed.map(|node| {
                 self.plain.removed.add(1);
@@ -641,11 +690,14 @@ impl Store {
     // ----- get_with ----------------------------------------------------------------
 
     /// `cache.get_with(key, initializer)`: one initializer per key at a time.
+    ///
+    /// `options` is only evaluated on a miss, so arguments that only a miss needs
+    /// (the initializer, per-entry ttl/tti) cost nothing on the hit path.
     pub fn get_with<'py>(
         &self,
         key: &Bound<'py, PyAny>,
         hash: isize,
-        options: &EntryOptions,
+        options: impl FnOnce() -> Result<EntryOptions>,
         initializer: impl Fn() -> PyResult<Bound<'py, PyAny>>,
     ) -> Result<Bound<'py, PyAny>> {
         let py = key.py();
@@ -654,6 +706,7 @@ impl Store {
             return Ok(node.value(py));
         }
         self.stats.misses.add(1);
+        let options = &options()?;
         self.load(key, hash, options, initializer)
     }
 
