@@ -2,36 +2,27 @@
 
 from collections.abc import Awaitable, Callable, Hashable, Iterable, Iterator, Mapping
 from types import GenericAlias
-from typing import Any, Final, Generic, Literal, Protocol, TypeVar, overload
+from typing import Any, Final, Generic, Literal, SupportsIndex, TypeVar, final, overload
 
-from typing_extensions import ParamSpec, Self
+from typing_extensions import ParamSpec, Self, disjoint_base
 
 from moka_py._types import CacheInfo, CacheStats
 
-K = TypeVar("K", bound=Hashable)
-V = TypeVar("V")
-D = TypeVar("D")
-P = ParamSpec("P")
-R = TypeVar("R", covariant=True)
+_K = TypeVar("_K", bound=Hashable)
+_V = TypeVar("_V")
+_D = TypeVar("_D")
+_P = ParamSpec("_P")
+_R = TypeVar("_R", covariant=True)
 
-Cause = Literal["explicit", "size", "expired", "replaced"]
-Policy = Literal["tiny_lfu", "lru"]
-Seconds = int | float
+_Cause = Literal["explicit", "size", "expired", "replaced"]
+_Policy = Literal["tiny_lfu", "lru"]
+_Seconds = int | float
 
 VERSION: Final[str]
+__all__ = ["CachedFunction", "Moka", "VERSION"]
 
-class Expiry(Protocol[K, V]):
-    """What an `expiry=` object may define (each method is optional at runtime).
-
-    Each returns a number of seconds, or `None`: "never expires" for
-    `expire_after_create`, "keep the current deadline" for the others.
-    """
-
-    def expire_after_create(self, key: K, value: V, /) -> float | None: ...
-    def expire_after_read(self, key: K, value: V, remaining: float | None, /) -> float | None: ...
-    def expire_after_update(self, key: K, value: V, remaining: float | None, /) -> float | None: ...
-
-class Moka(Generic[K, V]):
+@disjoint_base
+class Moka(Generic[_K, _V]):
     """A thread-safe in-memory cache backed by the Rust `moka` crate.
 
     `capacity` bounds the total weight of the entries (each entry weighs 1 unless a
@@ -54,32 +45,32 @@ class Moka(Generic[K, V]):
     def __init__(
         self,
         capacity: int,
-        ttl: Seconds | None = None,
-        tti: Seconds | None = None,
-        eviction_listener: Callable[[K, V, Cause], object] | None = None,
-        policy: Policy = "tiny_lfu",
-        weigher: Callable[[K, V], int] | None = None,
-        expiry: Expiry[K, V] | object | None = None,
+        ttl: _Seconds | None = None,
+        tti: _Seconds | None = None,
+        eviction_listener: Callable[[_K, _V, _Cause], object] | None = None,
+        policy: _Policy = "tiny_lfu",
+        weigher: Callable[[_K, _V], int] | None = None,
+        expiry: object | None = None,
     ) -> None: ...
-    def __class_getitem__(cls, item: Any, /) -> GenericAlias: ...
-    def set(self, key: K, value: V, ttl: Seconds | None = None, tti: Seconds | None = None) -> None:
+    def __class_getitem__(cls, key: Any) -> GenericAlias: ...
+    def set(self, key: _K, value: _V, ttl: _Seconds | None = None, tti: _Seconds | None = None) -> None:
         """Stores `value` under `key`, replacing any previous value.
 
         `ttl`/`tti` (seconds) give this entry its own time to live / time to idle;
         they can shorten, never extend, the cache-wide ones.
         """
     @overload
-    def get(self, key: K, default: None = None) -> V | None:
+    def get(self, key: _K, default: None = None) -> _V | None:
         """Returns the value of `key`, or `default` if it is absent (or expired)."""
     @overload
-    def get(self, key: K, default: D) -> V | D: ...
+    def get(self, key: _K, default: _D) -> _V | _D: ...
     def get_with(
         self,
-        key: K,
-        initializer: Callable[[], V],
-        ttl: Seconds | None = None,
-        tti: Seconds | None = None,
-    ) -> V:
+        key: _K,
+        initializer: Callable[[], _V],
+        ttl: _Seconds | None = None,
+        tti: _Seconds | None = None,
+    ) -> _V:
         """Returns the value of `key`; if absent, stores and returns `initializer()`'s result.
 
         Concurrent callers for the same key run one initializer: the others wait
@@ -89,11 +80,11 @@ class Moka(Generic[K, V]):
         """
     def aget_with(
         self,
-        key: K,
-        factory: Callable[[], Awaitable[V]],
-        ttl: Seconds | None = None,
-        tti: Seconds | None = None,
-    ) -> Awaitable[V]:
+        key: _K,
+        factory: Callable[[], Awaitable[_V]],
+        ttl: _Seconds | None = None,
+        tti: _Seconds | None = None,
+    ) -> Awaitable[_V]:
         """The async twin of `get_with`: `await cache.aget_with(key, factory)`.
 
         `factory()` must return an awaitable. Concurrent awaiters of one key (across
@@ -102,10 +93,10 @@ class Moka(Generic[K, V]):
         computation running for the others; cancelling the last one cancels it.
         """
     @overload
-    def remove(self, key: K, default: None = None) -> V | None:
+    def remove(self, key: _K, default: None = None) -> _V | None:
         """Removes `key` and returns its value, or `default` if it was absent."""
     @overload
-    def remove(self, key: K, default: D) -> V | D: ...
+    def remove(self, key: _K, default: _D) -> _V | _D: ...
     def clear(self) -> None:
         """Removes every entry (each is reported to the listener as "explicit")."""
     def count(self) -> int:
@@ -125,43 +116,43 @@ class Moka(Generic[K, V]):
         """Applies pending maintenance (evictions, expirations, listener calls) now."""
     def stats(self) -> CacheStats:
         """A snapshot of the cache's statistics (see `CacheStats`)."""
-    def invalidate_if(self, predicate: Callable[[K, V], object]) -> int:
+    def invalidate_if(self, predicate: Callable[[_K, _V], object]) -> int:
         """Removes the entries for which `predicate(key, value)` is true; returns how many.
 
         The listener sees them as "explicit". The predicate sees a snapshot; if it
         raises, nothing is removed.
         """
-    def get_many(self, keys: Iterable[K]) -> dict[K, V]:
+    def get_many(self, keys: Iterable[_K]) -> dict[_K, _V]:
         """The values of the `keys` that are present, as a dict (each read is recorded)."""
     def set_many(
         self,
-        items: Mapping[K, V] | Iterable[tuple[K, V]],
-        ttl: Seconds | None = None,
-        tti: Seconds | None = None,
+        items: Mapping[_K, _V] | Iterable[tuple[_K, _V]],
+        ttl: _Seconds | None = None,
+        tti: _Seconds | None = None,
     ) -> None:
         """Stores every pair of a mapping or an iterable of `(key, value)` pairs.
 
         `ttl`/`tti` apply to each of them, as with `set`.
         """
-    def remove_many(self, keys: Iterable[K]) -> int:
+    def remove_many(self, keys: Iterable[_K]) -> int:
         """Removes the keys that are present; returns how many."""
-    def keys(self) -> list[K]:
+    def keys(self) -> list[_K]:
         """A list of the live keys (a snapshot; no read is recorded)."""
-    def values(self) -> list[V]:
+    def values(self) -> list[_V]:
         """A list of the live values (a snapshot; no read is recorded)."""
-    def items(self) -> list[tuple[K, V]]:
+    def items(self) -> list[tuple[_K, _V]]:
         """A list of the live `(key, value)` pairs (a snapshot; no read is recorded)."""
-    def __iter__(self) -> Iterator[K]:
+    def __iter__(self) -> Iterator[_K]:
         """Iterates over a snapshot of the live keys (idle timers are not reset)."""
     def __len__(self) -> int:
         """The exact number of live entries (pending maintenance is applied first)."""
     def __contains__(self, key: object, /) -> bool:
         """Whether `key` is present; no read is recorded and its idle timer is not reset."""
-    def __getitem__(self, key: K, /) -> V:
+    def __getitem__(self, key: _K, /) -> _V:
         """The value of `key`; raises `KeyError` if it is absent."""
-    def __setitem__(self, key: K, value: V, /) -> None:
+    def __setitem__(self, key: _K, value: _V, /) -> None:
         """Stores `value` under `key`, like `set(key, value)`."""
-    def __delitem__(self, key: K, /) -> None:
+    def __delitem__(self, key: _K, /) -> None:
         """Removes `key`; raises `KeyError` if it is absent."""
     @property
     def capacity(self) -> int | None:
@@ -173,51 +164,52 @@ class Moka(Generic[K, V]):
     def tti(self) -> float | None:
         """The cache-wide time to idle, in seconds."""
     @property
-    def policy(self) -> Policy:
+    def policy(self) -> _Policy:
         """The eviction policy."""
     @property
-    def eviction_listener(self) -> Callable[[K, V, Cause], object] | None:
+    def eviction_listener(self) -> Callable[[_K, _V, _Cause], object] | None:
         """The eviction listener."""
     @property
-    def weigher(self) -> Callable[[K, V], int] | None:
+    def weigher(self) -> Callable[[_K, _V], int] | None:
         """The weigher."""
     @property
-    def expiry(self) -> Expiry[K, V] | object | None:
+    def expiry(self) -> object | None:
         """The per-entry expiry policy object."""
     def __copy__(self) -> Self: ...
     def __deepcopy__(self, memo: dict[int, Any], /) -> Self: ...
-    def __reduce_ex__(self, protocol: int, /) -> tuple[Any, ...]: ...
+    def __reduce_ex__(self, protocol: SupportsIndex, /) -> tuple[Any, ...]: ...
     def __setstate__(self, state: tuple[Any, Any, Any, Any], /) -> None: ...
     @staticmethod
     def _for_cached(
         capacity: int | None,
-        ttl: Seconds | None,
-        tti: Seconds | None,
+        ttl: _Seconds | None,
+        tti: _Seconds | None,
         policy: str,
         weigher: Callable[[Any, Any], int] | None,
     ) -> Moka[Any, Any]: ...
-    def _peek(self, key: K, default: D) -> V | D: ...
+    def _peek(self, key: _K, default: _D | None = None) -> _V | _D | None: ...
     def _async_state(self) -> Any: ...
-    def _record_load(self, ok: bool, seconds: float, /) -> None: ...
+    def _record_load(self, ok: bool, seconds: float) -> None: ...
 
-class CachedFunction(Generic[P, R]):
+@final
+class CachedFunction(Generic[_P, _R]):
     """The wrapper `@cached` returns for a regular (sync) function."""
 
-    __wrapped__: Callable[P, R]
+    __wrapped__: Callable[_P, _R]
     def __new__(
         cls,
-        func: Callable[P, R],
+        func: Callable[_P, _R],
         cache: Moka[Any, Any],
         maxsize: int | None,
         typed: bool,
         key: Callable[..., Hashable] | None,
         wait_concurrent: bool,
     ) -> Self: ...
-    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R: ...
+    def __call__(self, *args: _P.args, **kwargs: _P.kwargs) -> _R: ...
     @overload
     def __get__(self, instance: None, owner: type[Any] | None = None, /) -> Self: ...
     @overload
-    def __get__(self, instance: object, owner: type[Any] | None = None, /) -> Callable[..., R]: ...
+    def __get__(self, instance: object, owner: type[Any] | None = None, /) -> Callable[..., _R]: ...
     def cache_info(self) -> CacheInfo:
         """`CacheInfo(hits, misses, maxsize, currsize)`, as `lru_cache` reports it."""
     def cache_clear(self) -> None:
@@ -225,14 +217,14 @@ class CachedFunction(Generic[P, R]):
     def cache_parameters(self) -> dict[str, Any]:
         """`{'maxsize': ..., 'typed': ...}`, as `lru_cache` reports it."""
     @property
-    def cache(self) -> Moka[Any, R]:
+    def cache(self) -> Moka[Any, _R]:
         """The underlying `Moka`."""
     def __copy__(self) -> Self: ...
     def __deepcopy__(self, memo: Any, /) -> Self: ...
     def __reduce__(self) -> str: ...
     def _lookup(
-        self, args: tuple[Any, ...], kwargs: dict[str, Any] | None, missing: Any, /
+        self, args: tuple[Any, ...], kwargs: dict[str, Any] | None, missing: Any
     ) -> tuple[Hashable, int, Any]: ...
-    def _peek(self, key: Hashable, hash: int, missing: Any, /) -> Any: ...
-    def _remember(self, key: Hashable, hash: int, value: Any, /) -> None: ...
+    def _peek(self, key: Hashable, hash: int, missing: Any) -> Any: ...
+    def _remember(self, key: Hashable, hash: int, value: Any) -> None: ...
     def _count_miss(self) -> None: ...
