@@ -5,7 +5,9 @@ from __future__ import annotations
 import datetime as _dt
 import os
 import platform
+import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 
@@ -31,6 +33,26 @@ def memory_gib() -> float | None:
     return None
 
 
+def source_revision() -> str:
+    """The commit of the tree being measured, marked when src/ or python/ has local changes."""
+    root = Path(__file__).resolve().parent.parent
+    try:
+        rev = subprocess.run(
+            ["git", "rev-parse", "--short=10", "HEAD"], cwd=root, capture_output=True, text=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", "src", "python"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+    except OSError:
+        return "unknown"
+    if not rev:
+        return "unknown"
+    return rev + (" with local changes to src/ or python/" if dirty else "")
+
+
 def load_average() -> list[float] | None:
     try:
         return [round(x, 2) for x in os.getloadavg()]
@@ -49,6 +71,7 @@ def describe(versions: dict[str, str]) -> dict[str, Any]:
         "python": f"{platform.python_implementation()} {platform.python_version()}",
         "gil_enabled": True if gil_check is None else bool(gil_check()),
         "pythonhashseed": os.environ.get("PYTHONHASHSEED", "random"),
+        "revision": source_revision(),
         # Other work on the machine skews every number: say how busy it was.
         "load_before": load_average(),
         "versions": versions,
@@ -63,6 +86,7 @@ def lines(info: dict[str, Any]) -> list[str]:
         f"date:    {info['date']}" + (f"  (load average {load[0]:.2f})" if load else ""),
         f"cpu:     {info['cpu']}, {info['cores']} cores{mem}",
         f"os:      {info['os']}",
+        f"tree:    {info['revision']}",
         f"python:  {info['python']}, {gil}, PYTHONHASHSEED={info['pythonhashseed']}",
     ]
     out += [f"  {name}: {version}" for name, version in info["versions"].items()]

@@ -85,6 +85,12 @@ def _lib_label(results: dict[str, Any], lib: str) -> str:
     return lib
 
 
+def _policy_lib(results: dict[str, Any], policy_label: str) -> str:
+    """The library id of a hit-ratio row ("moka-py 0.5.0 LRU" -> moka050): longest label wins."""
+    matches = [e for e in results["libraries"] if policy_label.startswith(e["label"] + " ")]
+    return max(matches, key=lambda e: len(e["label"]))["id"] if matches else ""
+
+
 def _label_to_id(results: dict[str, Any]) -> dict[str, str]:
     return {entry["label"]: entry["id"] for entry in results.get("libraries", [])}
 
@@ -391,9 +397,7 @@ def _hitratio_section(results: dict[str, Any]) -> list[str]:
         best = [max(row[i] for row in data["ratios"].values()) for i in range(len(caps))]
         rows = []
         for label, row in data["ratios"].items():
-            cells = [
-                f"**{label}**" if label.startswith("moka-py ") and "0.5.0" not in label else label
-            ]
+            cells = [f"**{label}**" if _policy_lib(results, label) == OURS else label]
             for i, v in enumerate(row):
                 txt = f"{100 * v:.1f}%"
                 cells.append(f"**{txt}**" if v >= best[i] - 1e-12 else txt)
@@ -430,7 +434,8 @@ def markdown(results: dict[str, Any]) -> str:
         "# Benchmarks",
         "",
         f"Numbers from a {kind} on **{m['date']}**: {m['cpu']}, {m['cores']} cores{mem}, "
-        f"{m['os']}, {m['python']} ({gil}){_load_text(m)}. Absolute times depend on the machine; "
+        f"{m['os']}, {m['python']} ({gil}){_load_text(m)}; tree at `{m.get('revision', '?')}`. "
+        "Absolute times depend on the machine; "
         "the ratios, measured in one process with the libraries interleaved, are what carries "
         "over. On a noisy 2-core machine like this one, differences under about 15% are noise.",
         "",
@@ -706,9 +711,7 @@ def _hitratio_chart(results: dict[str, Any], path: Path) -> None:
     for idx, (name, data) in enumerate(streams):
         ax = axes[idx // cols][idx % cols]
         for k, (label, row) in enumerate(data["ratios"].items()):
-            lib = next(
-                (e["id"] for e in results["libraries"] if label.startswith(e["label"] + " ")), ""
-            )
+            lib = _policy_lib(results, label)
             (line,) = ax.plot(
                 hr["capacities"],
                 [100 * v for v in row],
