@@ -5,7 +5,8 @@ Two things a `.pyi` stub of a native module does that griffe (2.x) does not rend
 - A function declared only through `@overload` (stubs have no implementation, and
   mypy rejects one) is dropped from the docs altogether (griffe issue #417), so
   `Moka.get` and `Moka.remove` would be missing. This adds each such function
-  back, with its overloads and the first docstring found among them.
+  back, with its overloads and the first docstring found among them. (A stub
+  beside a `.py` module needs no help: its overloads go to the implementation.)
 - A native class is built by `__new__`; `merge_init_into_class` only looks at
   `__init__`, so `Moka(capacity, ...)` would show no parameters. This exposes the
   `__new__` signature as the class signature.
@@ -14,6 +15,7 @@ Two things a `.pyi` stub of a native module does that griffe (2.x) does not rend
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 from typing import Any
 
 import griffe
@@ -39,6 +41,11 @@ class StubOverloads(griffe.Extension):
 
 
 def _restore_overloaded(obj: griffe.Class | griffe.Module) -> None:
+    filepath = obj.filepath
+    if isinstance(filepath, Path) and filepath.with_suffix(".py").exists():
+        # A stub beside Python source: griffe hands the overloads to the implementation
+        # when it merges the two.
+        return
     restored = False
     for name, overloads in list(obj.overloads.items()):
         if not overloads or name in obj.members:
@@ -55,6 +62,12 @@ def _restore_overloaded(obj: griffe.Class | griffe.Module) -> None:
         restored = True
     if restored:
         # Keep `members_order: source` true to the stub: put them back where they were declared.
-        members = sorted(obj.members.items(), key=lambda item: item[1].lineno or 0)
+        members = sorted(obj.members.items(), key=lambda item: _declared_at(item[1]))
         obj.members.clear()
         obj.members.update(members)
+
+
+def _declared_at(member: griffe.Object | griffe.Alias) -> int:
+    # An import's own line: resolving it to its target would load other packages.
+    lineno = member.alias_lineno if isinstance(member, griffe.Alias) else member.lineno
+    return lineno or 0
