@@ -393,14 +393,17 @@ impl Moka {
         Ok(())
     }
 
-    /// The number of entries, cheaply: it may still include entries whose removal
-    /// is pending. `len(cache)` is exact.
+    /// The number of entries, cheaply but approximately: moka's running count,
+    /// brought up to date by its lazy maintenance, so it may still include entries
+    /// that expired or were evicted and may not yet include the latest inserts.
+    /// `len(cache)` is exact.
     fn count(&self) -> PyResult<u64> {
         Ok(self.store()?.count())
     }
 
-    /// The total weight of the entries (the count, without a weigher); at most
-    /// `capacity` whenever a call has returned.
+    /// The total weight of the entries (their count, without a weigher). Like
+    /// `count()` it is cheap and kept up to date lazily (call `run_pending_tasks()`
+    /// first for an exact figure); it never exceeds `capacity` once a call returns.
     fn weighted_size(&self) -> PyResult<u64> {
         Ok(self.store()?.weighted_size())
     }
@@ -694,7 +697,9 @@ impl Moka {
         let copy = blank_of(slf)?;
         // Registered before copying the contents, so entries that refer back to this
         // cache refer to the copy.
-        memo.set_item(slf.as_ptr() as usize, &copy)?;
+        // `id()` rather than the address: they differ on PyPy.
+        let id = py.import("builtins")?.getattr("id")?.call1((slf,))?;
+        memo.set_item(id, &copy)?;
         let state = slf.get().state(py, instance_dict(slf)?)?;
         let deepcopy = py.import("copy")?.getattr("deepcopy")?;
         copy.call_method1("__setstate__", (deepcopy.call1((state, memo))?,))?;
