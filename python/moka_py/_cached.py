@@ -56,7 +56,7 @@ def cached(
     if isinstance(maxsize, int):
         # A negative maxsize means no caching, as in lru_cache.
         maxsize = max(maxsize, 0)
-    elif callable(maxsize) and isinstance(typed, bool):
+    elif callable(maxsize) and isinstance(typed, bool):  # pyright: ignore[reportUnnecessaryIsInstance]
         # The bare form `@cached`, where `maxsize` is the function itself.
         func, maxsize = maxsize, 128
     elif maxsize is not None:

@@ -2,9 +2,20 @@
 
 from collections.abc import Awaitable, Callable, Hashable, Iterable, Iterator, Mapping
 from types import GenericAlias
-from typing import Any, Final, Generic, Literal, SupportsIndex, TypeVar, final, overload
+from typing import (
+    Any,
+    Final,
+    Generic,
+    Literal,
+    Protocol,
+    SupportsIndex,
+    TypeVar,
+    final,
+    overload,
+    type_check_only,
+)
 
-from typing_extensions import ParamSpec, Self, disjoint_base
+from typing_extensions import Concatenate, ParamSpec, Self, disjoint_base
 
 from moka_py._types import CacheInfo, CacheStats
 
@@ -13,6 +24,9 @@ _V = TypeVar("_V")
 _D = TypeVar("_D")
 _P = ParamSpec("_P")
 _R = TypeVar("_R", covariant=True)
+_Q = ParamSpec("_Q")
+_S = TypeVar("_S")
+_T = TypeVar("_T")
 
 _Cause = Literal["explicit", "size", "expired", "replaced"]
 _Policy = Literal["tiny_lfu", "lru"]
@@ -191,6 +205,22 @@ class Moka(Generic[_K, _V]):
     def _async_state(self) -> Any: ...
     def _record_load(self, ok: bool, seconds: float) -> None: ...
 
+@type_check_only
+class CachedMethod(Protocol[_P, _R]):
+    """A `@cached` function bound to an instance (for type checkers only).
+
+    At runtime it is a `types.MethodType`; its attributes are the wrapper's.
+    """
+
+    @property
+    def __self__(self) -> object: ...
+    def __call__(self, *args: _P.args, **kwargs: _P.kwargs) -> _R: ...
+    def cache_info(self) -> CacheInfo: ...
+    def cache_clear(self) -> None: ...
+    def cache_parameters(self) -> dict[str, Any]: ...
+    @property
+    def cache(self) -> Moka[Any, Any]: ...
+
 @final
 class CachedFunction(Generic[_P, _R]):
     """The wrapper `@cached` returns for a regular (sync) function."""
@@ -209,7 +239,14 @@ class CachedFunction(Generic[_P, _R]):
     @overload
     def __get__(self, instance: None, owner: type[Any] | None = None, /) -> Self: ...
     @overload
-    def __get__(self, instance: object, owner: type[Any] | None = None, /) -> Callable[..., _R]: ...
+    def __get__(
+        self: Callable[Concatenate[_T, _Q], _S],
+        instance: _T,
+        owner: type[Any] | None = None,
+        /,
+    ) -> CachedMethod[_Q, _S]: ...
+    @overload
+    def __get__(self, instance: object, owner: type[Any] | None = None, /) -> Self: ...
     def cache_info(self) -> CacheInfo:
         """`CacheInfo(hits, misses, maxsize, currsize)`, as `lru_cache` reports it."""
     def cache_clear(self) -> None:
