@@ -475,17 +475,19 @@ def test_a_computation_orphaned_by_a_closed_loop_does_not_block_later_calls() ->
     factory = Factory("orphan")
     loop = asyncio.new_event_loop()
 
-    async def start() -> None:
+    async def start() -> asyncio.Future[str]:
         factory.hold()
-        asyncio.ensure_future(cache.aget_with("k", factory))
+        task = asyncio.ensure_future(cache.aget_with("k", factory))
         await until(lambda: factory.started == 1)
+        return task
 
-    loop.run_until_complete(start())
+    abandoned = loop.run_until_complete(start())
     loop.close()  # closed with the computation still pending: it can never finish
 
     async def later() -> str:
         return await asyncio.wait_for(cache.aget_with("k", Factory("fresh")), TIMEOUT)
 
     assert asyncio.run(later()) == "fresh"
-    del loop
+    assert not abandoned.done()
+    del loop, abandoned
     gc.collect()

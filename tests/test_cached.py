@@ -83,7 +83,8 @@ def test_public_objects_belong_to_moka_py() -> None:
     assert cached.__module__ == "moka_py"
     assert CachedFunction.__module__ == "moka_py"
     assert moka_py.cached is cached
-    assert cached.__doc__ and "lru_cache" in cached.__doc__
+    assert cached.__doc__
+    assert "lru_cache" in cached.__doc__
     assert CachedFunction.__doc__
 
 
@@ -189,7 +190,7 @@ def test_maxsize_none_is_unbounded() -> None:
 
 @pytest.mark.parametrize("maxsize", [0, -1, -100])
 def test_maxsize_zero_or_negative_caches_nothing_but_counts(maxsize: int) -> None:
-    calls, func = call_counter()
+    _, func = call_counter()
     wrapper = cached(maxsize)(func)
     assert [wrapper(1), wrapper(1), wrapper(1)] == [1, 2, 3]
     assert wrapper.cache_info() == (0, 3, 0, 0)
@@ -779,7 +780,7 @@ def test_weigher_bounds_the_total_weight() -> None:
 
 
 def test_ttl_expires_entries() -> None:
-    calls, func = call_counter()
+    _, func = call_counter()
     wrapper = cached(ttl=0.05)(func)
     assert wrapper(1) == 1
     assert wrapper(1) == 1
@@ -799,7 +800,7 @@ def test_wait_concurrent_counts_one_miss_per_call_in_stats() -> None:
 
 
 def test_maxsize_overflow_is_a_value_error() -> None:
-    with pytest.raises((ValueError, OverflowError), match="capacity|maxsize"):
+    with pytest.raises((ValueError, OverflowError), match=r"capacity|maxsize"):
         cached(maxsize=2**80)(abs)
 
 

@@ -51,7 +51,7 @@ def _load_stdlib_cases() -> tuple[Any, str]:
         )
     try:
         from test import test_functools
-    except Exception as exc:  # noqa: BLE001 - any failure means the suite is unusable here
+    except Exception as exc:  # any failure means the suite is unusable here
         return None, (
             f"this interpreter's build has no usable test.test_functools "
             f"({type(exc).__name__}: {exc}); on Debian it comes with libpython3.X-testsuite"

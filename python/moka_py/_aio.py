@@ -20,9 +20,11 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import threading
 import time
-from typing import TYPE_CHECKING, Any, Awaitable, Callable, Optional
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from moka_py._moka_py import CachedFunction, Moka
@@ -74,10 +76,10 @@ class Slot:
 class CacheSlot(Slot):
     """A key of `Moka.aget_with`."""
 
-    __slots__ = ("cache", "ttl", "tti")
+    __slots__ = ("cache", "tti", "ttl")
 
     def __init__(
-        self, cache: Moka[Any, Any], key: Any, ttl: Optional[float], tti: Optional[float]
+        self, cache: Moka[Any, Any], key: Any, ttl: float | None, tti: float | None
     ) -> None:
         super().__init__(key, hash(key))
         self.cache = cache
@@ -112,7 +114,7 @@ class _Flight:
 
     def __init__(self) -> None:
         self.future: concurrent.futures.Future[Any] = concurrent.futures.Future()
-        self.task: Optional[asyncio.Task[None]] = None
+        self.task: asyncio.Task[None] | None = None
         self.waiters = 0
 
     def orphaned(self) -> bool:
@@ -125,8 +127,8 @@ async def aget_with(
     cache: Moka[Any, Any],
     key: Any,
     factory: Callable[[], Awaitable[Any]],
-    ttl: Optional[float] = None,
-    tti: Optional[float] = None,
+    ttl: float | None = None,
+    tti: float | None = None,
 ) -> Any:
     """`Moka.aget_with`: the cached value of `key`, computed by `await factory()` once."""
     value = cache.get(key, _MISSING)
@@ -143,6 +145,9 @@ async def join(cache: Moka[Any, Any], slot: Slot, factory: Callable[[], Awaitabl
         orphan = None
         with state.lock:
             flight = state.flights.get(slot)
+            if flight is not None and flight.future.done():
+                # Published but never unregistered (a key's __eq__ failed in `_land`).
+                flight = None
             if flight is not None and flight.orphaned():
                 orphan, flight = flight, None
             owner = flight is None
@@ -207,21 +212,26 @@ def _land(
     flight: _Flight,
     *,
     value: Any = None,
-    exception: Optional[BaseException] = None,
+    exception: BaseException | None = None,
     cancelled: bool = False,
 ) -> None:
     """Unregisters the flight, then publishes its outcome."""
-    with state.lock:
-        if state.flights.get(slot) is flight:
-            del state.flights[slot]
-    _publish(flight, value=value, exception=exception, cancelled=cancelled)
+    try:
+        with state.lock:
+            if state.flights.get(slot) is flight:
+                del state.flights[slot]
+    finally:
+        # Finding the flight compares keys of the same hash, and a key's __eq__ may
+        # raise: the awaiters must hear the outcome all the same (`join` skips a
+        # published flight left in the table).
+        _publish(flight, value=value, exception=exception, cancelled=cancelled)
 
 
 def _publish(
     flight: _Flight,
     *,
     value: Any = None,
-    exception: Optional[BaseException] = None,
+    exception: BaseException | None = None,
     cancelled: bool = False,
 ) -> None:
     future = flight.future
@@ -267,10 +277,8 @@ async def _wait(future: concurrent.futures.Future[Any], loop: asyncio.AbstractEv
     waiter = loop.create_future()
 
     def wake(_: concurrent.futures.Future[Any]) -> None:
-        try:
+        with contextlib.suppress(RuntimeError):  # the waiting loop was closed meanwhile
             loop.call_soon_threadsafe(_resolve, waiter)
-        except RuntimeError:  # the waiting loop was closed meanwhile
-            pass
 
     future.add_done_callback(wake)
     await waiter
