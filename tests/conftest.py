@@ -40,9 +40,7 @@ def events() -> Events:
     return Events()
 
 
-def run_threads(
-    targets: list[Callable[[], None]], timeout: float = 60.0
-) -> None:
+def run_threads(targets: list[Callable[[], None]], timeout: float = 60.0) -> None:
     """Runs each target in its own thread; fails (naming the stuck threads, with their
     stacks) if any has not finished within `timeout`, and re-raises the first error."""
     errors: list[BaseException] = []

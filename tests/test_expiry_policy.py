@@ -13,7 +13,9 @@ from moka_py import Moka
 class Recorder:
     """Answers with the lifetimes it is given and records every call."""
 
-    def __init__(self, create: float | None = None, read: float | None = None, update: float | None = None) -> None:
+    def __init__(
+        self, create: float | None = None, read: float | None = None, update: float | None = None
+    ) -> None:
         self.answers = {"create": create, "read": read, "update": update}
         self.calls: list[tuple[Any, ...]] = []
 
@@ -60,9 +62,11 @@ def test_hooks_receive_key_value_and_remaining() -> None:
     assert kinds == ["create", "read", "update"]
     assert hooks.calls[0] == ("create", "a", 1)
     _, key, value, remaining = hooks.calls[1]
-    assert (key, value) == ("a", 1) and 29.0 < remaining <= 30.0
+    assert (key, value) == ("a", 1)
+    assert 29.0 < remaining <= 30.0
     _, key, value, remaining = hooks.calls[2]
-    assert (key, value) == ("a", 2) and 29.0 < remaining <= 30.0
+    assert (key, value) == ("a", 2)
+    assert 29.0 < remaining <= 30.0
 
 
 def test_update_returning_none_keeps_the_deadline() -> None:
@@ -171,5 +175,5 @@ def test_hook_attributes_must_be_callable() -> None:
     class NotCallable:
         expire_after_create = 5
 
-    with pytest.raises(TypeError, match="expiry.expire_after_create must be callable"):
+    with pytest.raises(TypeError, match=r"expiry\.expire_after_create must be callable"):
         Moka(10, expiry=NotCallable())

@@ -80,7 +80,8 @@ def test_initializer_exception_reaches_every_waiter_and_is_not_cached() -> None:
 
     run_threads([caller] * 5 + [releaser])
     assert calls == 1
-    assert len(errors) == 5 and all(e is errors[0] for e in errors)
+    assert len(errors) == 5
+    assert all(e is errors[0] for e in errors)
     assert "k" not in cache
     assert cache.get_with("k", lambda: 7) == 7
 

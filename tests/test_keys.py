@@ -59,10 +59,12 @@ def test_equal_but_distinct_objects_find_each_other() -> None:
 
 
 @pytest.mark.parametrize("key", [[1], {"a": 1}, {1}, ([],)])
-def test_unhashable_keys_raise_the_dict_error(key: Any) -> None:
+def test_unhashable_keys_raise_hashs_type_error(key: Any) -> None:
+    # A dict raises TypeError too; since 3.14 it rewords hash()'s message, which is
+    # the one passed on here unchanged.
     cache: Moka[Any, int] = Moka(10)
-    with pytest.raises(TypeError) as from_dict:
-        {}[key] = 1
+    with pytest.raises(TypeError) as from_hash:
+        hash(key)
     for call in (
         lambda: cache.set(key, 1),
         lambda: cache.get(key),
@@ -73,7 +75,8 @@ def test_unhashable_keys_raise_the_dict_error(key: Any) -> None:
     ):
         with pytest.raises(TypeError) as ours:
             call()
-        assert str(ours.value) == str(from_dict.value)
+        assert str(ours.value) == str(from_hash.value)
+        assert "unhashable type" in str(ours.value)
 
 
 def test_each_call_hashes_the_key_once() -> None:
@@ -115,7 +118,8 @@ def test_colliding_hashes_keep_distinct_keys() -> None:
     colliding = [CountingKey(i, hash_value=7) for i in range(5)]
     for k in colliding:
         cache.set(k, f"v{k.value}")
-    assert cache.get(-1) == "minus one" and cache.get(-2) == "minus two"
+    assert cache.get(-1) == "minus one"
+    assert cache.get(-2) == "minus two"
     assert [cache.get(CountingKey(i, 7)) for i in range(5)] == [f"v{i}" for i in range(5)]
     assert len(cache) == 7
     assert cache.remove(CountingKey(2, 7)) == "v2"
@@ -123,9 +127,16 @@ def test_colliding_hashes_keep_distinct_keys() -> None:
     assert cache.get(CountingKey(3, 7)) == "v3"
     cache.set(CountingKey(2, 7), "again")
     cache.set(CountingKey(3, 7), "replaced")
-    assert [cache.get(CountingKey(i, 7)) for i in range(5)] == ["v0", "v1", "again", "replaced", "v4"]
+    assert [cache.get(CountingKey(i, 7)) for i in range(5)] == [
+        "v0",
+        "v1",
+        "again",
+        "replaced",
+        "v4",
+    ]
     assert len(cache) == 7
-    assert CountingKey(9, 7) not in cache and CountingKey(4, 7) in cache
+    assert CountingKey(9, 7) not in cache
+    assert CountingKey(4, 7) in cache
 
 
 def test_hash_exceptions_reach_the_caller_and_change_nothing() -> None:

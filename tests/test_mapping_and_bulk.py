@@ -15,7 +15,8 @@ def test_mapping_protocol() -> None:
     cache["b"] = 2
     assert cache["a"] == 1
     assert len(cache) == 2
-    assert "a" in cache and "z" not in cache
+    assert "a" in cache
+    assert "z" not in cache
     del cache["a"]
     assert "a" not in cache
     with pytest.raises(KeyError) as missing:
@@ -37,7 +38,9 @@ def test_snapshots() -> None:
     for key in cache:
         del cache[key]
     assert len(cache) == 0
-    assert cache.keys() == [] and cache.values() == [] and cache.items() == []
+    assert cache.keys() == []
+    assert cache.values() == []
+    assert cache.items() == []
 
 
 def test_iteration_does_not_count_as_use() -> None:
@@ -79,7 +82,9 @@ def test_set_many_with_ttl() -> None:
 
 def test_set_many_rejects_non_pairs() -> None:
     cache: Moka[str, int] = Moka(10)
-    with pytest.raises(TypeError, match=r"set_many\(\) takes a mapping or an iterable of \(key, value\) pairs"):
+    with pytest.raises(
+        TypeError, match=r"set_many\(\) takes a mapping or an iterable of \(key, value\) pairs"
+    ):
         cache.set_many([("a", 1), "oops"])  # type: ignore[list-item]
 
 

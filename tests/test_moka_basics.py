@@ -105,7 +105,8 @@ def test_read_only_configuration_attributes() -> None:
 def test_defaults() -> None:
     cache: Moka[str, int] = Moka(1)
     assert (cache.ttl, cache.tti, cache.policy) == (None, None, "tiny_lfu")
-    assert cache.eviction_listener is None and cache.weigher is None
+    assert cache.eviction_listener is None
+    assert cache.weigher is None
 
 
 def test_repr_shows_the_configuration() -> None:
@@ -129,13 +130,34 @@ def test_generic_alias() -> None:
 
 
 def test_public_objects_have_docs_and_live_in_moka_py() -> None:
-    for obj in (Moka, moka_py.cached, moka_py.CacheStats, moka_py.CacheInfo, moka_py.CachedFunction):
+    for obj in (
+        Moka,
+        moka_py.cached,
+        moka_py.CacheStats,
+        moka_py.CacheInfo,
+        moka_py.CachedFunction,
+    ):
         assert obj.__module__ == "moka_py", obj
-        assert obj.__doc__ and len(obj.__doc__) > 20, obj
+        assert obj.__doc__, obj
+        assert len(obj.__doc__) > 20, obj
     for name in (
-        "set", "get", "get_with", "aget_with", "remove", "clear", "count", "weighted_size",
-        "run_pending_tasks", "stats", "invalidate_if", "get_many", "set_many", "remove_many",
-        "keys", "values", "items",
+        "set",
+        "get",
+        "get_with",
+        "aget_with",
+        "remove",
+        "clear",
+        "count",
+        "weighted_size",
+        "run_pending_tasks",
+        "stats",
+        "invalidate_if",
+        "get_many",
+        "set_many",
+        "remove_many",
+        "keys",
+        "values",
+        "items",
     ):
         assert getattr(Moka, name).__doc__, name
 

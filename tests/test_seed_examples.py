@@ -1,3 +1,4 @@
+# ruff: noqa: E501 - the seed's examples are kept as they were written, long lines included.
 """The examples of the description moka-py started from must run unchanged.
 
 Each example below is the seed's code, re-indented from the seed text; it runs in a

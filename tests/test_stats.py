@@ -84,6 +84,7 @@ def test_stats_is_a_named_tuple_snapshot() -> None:
     cache.get("x")
     snapshot = cache.stats()
     cache.get("x")
-    assert snapshot.misses == 1 and cache.stats().misses == 2
+    assert snapshot.misses == 1
+    assert cache.stats().misses == 2
     assert snapshot._asdict()["misses"] == 1
     assert repr(snapshot).startswith("CacheStats(hits=0, misses=1, hit_rate=0.0")

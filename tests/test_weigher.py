@@ -13,7 +13,9 @@ from tests.conftest import Events
 
 
 def test_capacity_bounds_total_weight(events: Events) -> None:
-    cache: Moka[str, str] = Moka(10, weigher=lambda k, v: len(v), eviction_listener=events, policy="lru")
+    cache: Moka[str, str] = Moka(
+        10, weigher=lambda k, v: len(v), eviction_listener=events, policy="lru"
+    )
     cache.set("a", "xxxx")
     cache.set("b", "xxxx")
     cache.run_pending_tasks()  # weighted_size() is cheap: it lags behind queued writes
@@ -25,7 +27,9 @@ def test_capacity_bounds_total_weight(events: Events) -> None:
 
 def test_weigher_runs_on_the_calling_thread() -> None:
     seen: list[str] = []
-    cache: Moka[str, int] = Moka(10, weigher=lambda k, v: seen.append(threading.current_thread().name) or 1)
+    cache: Moka[str, int] = Moka(
+        10, weigher=lambda k, v: seen.append(threading.current_thread().name) or 1
+    )
     worker = threading.Thread(target=lambda: cache.set("a", 1), name="writer")
     worker.start()
     worker.join()
@@ -51,7 +55,8 @@ def test_zero_weight_entries_cost_nothing() -> None:
     cache: Moka[int, int] = Moka(2, weigher=lambda k, v: 0)
     for i in range(10):
         cache.set(i, i)
-    assert len(cache) == 10 and cache.weighted_size() == 0
+    assert len(cache) == 10
+    assert cache.weighted_size() == 0
 
 
 def test_reweighing_on_update() -> None:

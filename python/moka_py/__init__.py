@@ -4,9 +4,9 @@
 with ttl/tti, eviction policies, weighers and single-flight loading.
 """
 
+from moka_py._cached import cached
 from moka_py._moka_py import VERSION, CachedFunction, Moka
 from moka_py._types import CacheInfo, CacheStats
-from moka_py._cached import cached
 
 __version__: str = VERSION
 

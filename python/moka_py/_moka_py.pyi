@@ -15,7 +15,7 @@ from typing import (
     type_check_only,
 )
 
-from typing_extensions import Concatenate, ParamSpec, Self, disjoint_base
+from typing_extensions import Concatenate, ParamSpec, Self, TypeAlias, disjoint_base
 
 from moka_py._types import CacheInfo, CacheStats
 
@@ -28,12 +28,12 @@ _Q = ParamSpec("_Q")
 _S = TypeVar("_S")
 _T = TypeVar("_T")
 
-_Cause = Literal["explicit", "size", "expired", "replaced"]
-_Policy = Literal["tiny_lfu", "lru"]
-_Seconds = int | float
+_Cause: TypeAlias = Literal["explicit", "size", "expired", "replaced"]
+_Policy: TypeAlias = Literal["tiny_lfu", "lru"]
+_Seconds: TypeAlias = int | float
 
 VERSION: Final[str]
-__all__ = ["CachedFunction", "Moka", "VERSION"]
+__all__ = ["VERSION", "CachedFunction", "Moka"]
 
 @disjoint_base
 class Moka(Generic[_K, _V]):
@@ -67,7 +67,9 @@ class Moka(Generic[_K, _V]):
         expiry: object | None = None,
     ) -> None: ...
     def __class_getitem__(cls, key: Any) -> GenericAlias: ...
-    def set(self, key: _K, value: _V, ttl: _Seconds | None = None, tti: _Seconds | None = None) -> None:
+    def set(
+        self, key: _K, value: _V, ttl: _Seconds | None = None, tti: _Seconds | None = None
+    ) -> None:
         """Stores `value` under `key`, replacing any previous value.
 
         `ttl`/`tti` (seconds) give this entry its own time to live / time to idle;

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple, Optional
+from typing import NamedTuple
 
 
 class CacheInfo(NamedTuple):
@@ -14,7 +14,7 @@ class CacheInfo(NamedTuple):
 
     hits: int
     misses: int
-    maxsize: Optional[int]
+    maxsize: int | None
     currsize: int
 
 

@@ -14,7 +14,9 @@ from typing_extensions import assert_type
 from moka_py import CacheStats, Moka
 
 
-def listener(key: str, value: list[int], cause: Literal["explicit", "size", "expired", "replaced"]) -> None:
+def listener(
+    key: str, value: list[int], cause: Literal["explicit", "size", "expired", "replaced"]
+) -> None:
     pass
 
 
@@ -23,7 +25,9 @@ def weigher(key: str, value: list[int]) -> int:
 
 
 def check_generic_cache() -> None:
-    cache: Moka[str, list[int]] = Moka(100, ttl=10, tti=2.5, eviction_listener=listener, weigher=weigher)
+    cache: Moka[str, list[int]] = Moka(
+        100, ttl=10, tti=2.5, eviction_listener=listener, weigher=weigher
+    )
     cache.set("a", [1])
     cache.set("a", [1], ttl=1.0, tti=2)
     assert_type(cache.get("a"), "list[int] | None")
@@ -32,7 +36,7 @@ def check_generic_cache() -> None:
     assert_type(cache.get_with("a", lambda: [2]), list[int])
     assert_type(cache.remove("a"), "list[int] | None")
     assert_type(cache.remove("a", "gone"), "list[int] | str")
-    assert_type(cache["a"] if "a" in cache else [], list[int])
+    assert_type(cache.get("a", []), list[int])
     assert_type(cache.get_many(["a"]), dict[str, list[int]])
     assert_type(cache.keys(), list[str])
     assert_type(cache.values(), list[list[int]])
