@@ -21,6 +21,10 @@ import pytest
 
 import moka_py
 
+# The cases swap builtins.len, set the switch interval and start threads of their own:
+# they cannot run alongside copies of themselves (pytest-run-parallel).
+pytestmark = pytest.mark.thread_unsafe(reason="the stdlib cases change interpreter-wide state")
+
 
 def lru_cache(maxsize: Any = 128, typed: bool = False) -> Any:
     """`functools.lru_cache`'s signature, backed by `moka_py.cached(policy="lru")`."""
