@@ -300,11 +300,31 @@ impl CachedFunction {
         slf.getattr(pyo3::intern!(slf.py(), "__qualname__"))
     }
 
+    /// The wrapped function and the configuration: `cached`'s arguments and the cache.
     fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
+        let maxsize = self
+            .maxsize
+            .map_or_else(|| "None".to_owned(), |m| m.to_string());
+        let key = match &self.key {
+            Some(key) => format!(", key={}", key.bind(py).repr()?),
+            None => String::new(),
+        };
         Ok(format!(
-            "<moka_py.cached wrapper of {}>",
-            self.func.bind(py).repr()?
+            "<moka_py.CachedFunction of {}: maxsize={maxsize}, typed={}{key}, \
+             wait_concurrent={}, cache={}>",
+            self.func.bind(py).repr()?,
+            py_bool(self.typed),
+            py_bool(self.wait_concurrent),
+            self.cache.bind(py).repr()?,
         ))
+    }
+}
+
+fn py_bool(value: bool) -> &'static str {
+    if value {
+        "True"
+    } else {
+        "False"
     }
 }
 

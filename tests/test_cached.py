@@ -88,12 +88,18 @@ def test_public_objects_belong_to_moka_py() -> None:
     assert CachedFunction.__doc__
 
 
-def test_repr_names_the_function() -> None:
-    @cached(maxsize=3)
+def test_repr_shows_the_function_and_the_configuration() -> None:
+    @cached(maxsize=3, typed=True, ttl=5, policy="lru")
     def answer() -> int:
         return 42
 
-    assert "answer" in repr(answer)
+    text = repr(answer)
+    assert "answer" in text
+    assert "maxsize=3, typed=True, wait_concurrent=False" in text
+    assert "Moka(capacity=3, ttl=5.0, tti=None, policy='lru')" in text
+    assert "key=" not in text
+    assert "key=<function" in repr(cached(key=lambda *a: a)(abs))
+    assert "maxsize=None" in repr(cached(maxsize=None)(abs))
 
 
 # ----- call forms ----------------------------------------------------------------------
