@@ -11,11 +11,13 @@ use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyList, PyTuple, PyType};
+use pyo3::{PyTraverseError, PyVisit};
 
 use crate::config::Config;
 use crate::duration::{self, AboveLimit};
 use crate::errors::{Error, Result};
 use crate::keys;
+use crate::pyref;
 use crate::settle::Settle;
 use crate::store::{EntryOptions, Store};
 
@@ -213,6 +215,24 @@ impl Moka {
     }
 }
 
+impl Drop for Moka {
+    fn drop(&mut self) {
+        // The engine hands the references it drops to this thread's deferred-release
+        // list (`pyref.rs`), which every public call empties as it returns. A dropped
+        // cache makes no further call: release its entries now, not at this thread's
+        // next call into moka-py (never, if there is none).
+        if let Some(store) = self.store.take() {
+            drop(store);
+            // Entries moka removed earlier may still wait in crossbeam's epoch-based GC;
+            // a few pins let it free them too (as `Store::run_pending_tasks` does).
+            for _ in 0..4 {
+                crossbeam_epoch::pin().flush();
+            }
+            Python::attach(pyref::release_deferred);
+        }
+    }
+}
+
 fn entry_options(
     ttl: Option<&Bound<'_, PyAny>>,
     tti: Option<&Bound<'_, PyAny>>,
@@ -260,6 +280,32 @@ fn check_picklable(
 
 #[pymethods]
 impl Moka {
+    /// Lets the garbage collector see what the cache holds, so that reference cycles
+    /// through it (a listener or an entry referring back to the cache) are collected.
+    /// Entries whose removal is pending are not visited: the collector then assumes an
+    /// outside reference and keeps their objects, which is always safe.
+    fn __traverse__(&self, visit: PyVisit<'_>) -> std::result::Result<(), PyTraverseError> {
+        // SAFETY: the collector calls this attached to the interpreter; the token only
+        // reads the lock, no Python code runs.
+        let py = unsafe { Python::assume_attached() };
+        visit.call(self.async_state.get(py))?;
+        let Some(store) = self.store.get() else {
+            return Ok(());
+        };
+        let spec = store.spec();
+        visit.call(spec.notifier.listener.as_ref().map(|l| l.callable()))?;
+        visit.call(store.weigher())?;
+        if let Some(hooks) = &spec.expiry.hooks {
+            for held in hooks.held() {
+                visit.call(held)?;
+            }
+        }
+        store.for_each_entry(|key, node| {
+            visit.call(key.key().as_py())?;
+            visit.call(node.value_for_traverse().as_py())
+        })
+    }
+
     #[new]
     #[pyo3(signature = (*_args, **_kwargs))]
     fn new(_args: &Bound<'_, PyTuple>, _kwargs: Option<&Bound<'_, PyDict>>) -> Self {

@@ -221,6 +221,17 @@ impl ExpiryHooks {
         &self.object
     }
 
+    /// Every Python object held here (the object and its bound hook methods), for
+    /// `__traverse__`.
+    pub fn held(&self) -> [Option<&Py<PyAny>>; 4] {
+        [
+            Some(&self.object),
+            self.create.as_ref(),
+            self.read.as_ref(),
+            self.update.as_ref(),
+        ]
+    }
+
     pub fn has_read(&self) -> bool {
         self.read.is_some()
     }

@@ -74,6 +74,13 @@ impl Node {
         self.value.ptr()
     }
 
+    /// The value's reference, for `__traverse__` (which runs attached, and on GIL
+    /// builds with the GIL held, so no in-place swap can race with it).
+    #[inline]
+    pub fn value_for_traverse(&self) -> &PyOwned {
+        self.value.owned()
+    }
+
     /// A new owned reference to the current value, for code running inside an engine
     /// callback.
     ///
@@ -138,6 +145,12 @@ impl ValueCell {
     }
 
     #[inline]
+    fn owned(&self) -> &PyOwned {
+        // SAFETY: as in `get`; the garbage collector runs with the GIL held.
+        unsafe { &*self.0.get() }
+    }
+
+    #[inline]
     fn replace(&self, value: PyOwned) -> PyOwned {
         // SAFETY: callers hold the GIL (see `Node::replace_value`).
         unsafe { std::mem::replace(&mut *self.0.get(), value) }
@@ -166,6 +179,11 @@ impl ValueCell {
     #[inline]
     fn ptr(&self) -> *mut pyo3::ffi::PyObject {
         self.0.as_ptr()
+    }
+
+    #[inline]
+    fn owned(&self) -> &PyOwned {
+        &self.0
     }
 }
 

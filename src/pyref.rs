@@ -26,6 +26,10 @@ thread_local! {
 static WAITING: AtomicUsize = AtomicUsize::new(0);
 
 /// A strong reference to a Python object, released lazily (see the module docs).
+///
+/// Laid out exactly as `Py<PyAny>` (one object pointer), so that `__traverse__` can
+/// hand it to the garbage collector as one (see [`PyOwned::as_py`]).
+#[repr(transparent)]
 pub struct PyOwned(NonNull<ffi::PyObject>);
 
 // SAFETY: the pointer is only dereferenced or its reference count changed by code
@@ -73,6 +77,16 @@ impl PyOwned {
     #[inline]
     pub fn as_ptr(&self) -> *mut ffi::PyObject {
         self.0.as_ptr()
+    }
+
+    /// This reference seen as a `Py<PyAny>`, for `PyVisit::call` in `__traverse__`,
+    /// which may not touch reference counts (so no `clone_ref` there).
+    #[inline]
+    pub fn as_py(&self) -> &Py<PyAny> {
+        // SAFETY: `PyOwned` and `Py<PyAny>` are both `repr(transparent)` over a
+        // `NonNull<ffi::PyObject>` that owns one strong reference; the borrow keeps `self`
+        // (so that reference) alive, and nothing can drop a `Py` through a `&Py`.
+        unsafe { &*(self as *const PyOwned).cast::<Py<PyAny>>() }
     }
 
     /// A borrowed view, valid while `self` is alive.

@@ -811,6 +811,18 @@ impl Store {
         self.engines.current().cache.iter().collect()
     }
 
+    /// Calls `f` on every live entry, without recording reads or collecting them (for
+    /// `__traverse__`, which runs on every full garbage collection).
+    pub fn for_each_entry<E>(
+        &self,
+        mut f: impl FnMut(&EngineKey, &Node) -> std::result::Result<(), E>,
+    ) -> std::result::Result<(), E> {
+        for (key, node) in self.engines.current().cache.iter() {
+            f(&key, &node)?;
+        }
+        Ok(())
+    }
+
     /// Removes `node` if it still is the entry at `key`'s slot and still holds the
     /// value at `value` (values may be swapped in place); true if it did.
     pub fn remove_if_current(
