@@ -183,3 +183,66 @@ mod tests {
         assert_ne!(hasher.finish(), 3);
     }
 }
+
+#[cfg(test)]
+mod probing_properties {
+    //! Properties of probing and hashing over the whole input space, which the store's
+    //! collision handling relies on (see `Store::locate`).
+
+    use super::*;
+    use proptest::prelude::*;
+
+    fn table_hash(builder: &SlotHasherBuilder, slot: Slot) -> u64 {
+        builder.hash_one(slot)
+    }
+
+    proptest! {
+        /// A slot gives back the hash it was made from, and two probes of one hash
+        /// never share a slot: a key's chain is a set of distinct slots.
+        #[test]
+        fn probes_are_reversible_and_distinct(hash in any::<isize>(), a in 0u32..4096, b in 0u32..4096) {
+            prop_assert_eq!(Slot::new(hash, a).hash_for_probe(a), hash);
+            prop_assert_eq!(Slot::new(hash, a) == Slot::new(hash, b), a == b);
+        }
+
+        /// Probe `a` of one hash and probe `b` of another share a slot exactly when the
+        /// hashes differ by the two probe offsets. Such slots exist for every pair of
+        /// distinct probes, so a write must compare keys at any slot it takes, including
+        /// past its own chain, or it would overwrite a key of another hash.
+        #[test]
+        fn slots_of_two_hashes_coincide_exactly_by_probe_offsets(
+            hash in any::<isize>(),
+            other in any::<isize>(),
+            a in 0u32..64,
+            b in 0u32..64,
+        ) {
+            let coincide = Slot::new(hash, a) == Slot::new(other, b);
+            let by_offsets = (hash ^ other) as u64 == probe_offset(a) ^ probe_offset(b);
+            prop_assert_eq!(coincide, by_offsets);
+            let partner = (hash as u64 ^ probe_offset(a) ^ probe_offset(b)) as isize;
+            prop_assert_eq!(Slot::new(hash, a), Slot::new(partner, b));
+            prop_assert_eq!(partner == hash, a == b);
+        }
+
+        /// The table hash is a bijection of the slot for every seed (the murmur3
+        /// finalizer is invertible): two slots never collide in moka's table hash.
+        #[test]
+        fn distinct_slots_never_share_a_table_hash(seed in any::<u64>(), x in any::<u64>(), y in any::<u64>()) {
+            prop_assume!(x != y);
+            let builder = SlotHasherBuilder::with_seed(seed);
+            prop_assert_ne!(table_hash(&builder, Slot(x)), table_hash(&builder, Slot(y)));
+        }
+
+        /// Byte input (never used by slots, kept total) hashes without panicking, and
+        /// is deterministic.
+        #[test]
+        fn byte_writes_are_deterministic(seed in any::<u64>(), bytes in proptest::collection::vec(any::<u8>(), 0..64)) {
+            let builder = SlotHasherBuilder::with_seed(seed);
+            let mut one = builder.build_hasher();
+            let mut two = builder.build_hasher();
+            one.write(&bytes);
+            two.write(&bytes);
+            prop_assert_eq!(one.finish(), two.finish());
+        }
+    }
+}

@@ -379,10 +379,40 @@ impl Store {
                 free_probe = Some(probe);
             }
         }
+        // Past the chain a probe is usually free, but its slot may hold a key of another
+        // hash (the slots of two hashes can coincide, see `slot.rs`): inserting there
+        // would overwrite that entry. Only a slot that holds no entry at all is free.
+        let mut probe = max_probe;
+        let free_probe = loop {
+            if let Some(free) = free_probe {
+                break free;
+            }
+            probe += 1;
+            let comparisons = Comparisons::default();
+            let present = engine.cache.contains_key(&LookupKey::new(
+                Slot::new(hash, probe),
+                key,
+                &comparisons,
+            ));
+            comparisons.check()?;
+            ran_python |= comparisons.ran_python();
+            if present {
+                return Ok(Found {
+                    engine,
+                    hit: Some(probe),
+                    free_probe: probe,
+                    sequence,
+                    ran_python,
+                });
+            }
+            if !comparisons.saw_other_key() {
+                free_probe = Some(probe);
+            }
+        };
         Ok(Found {
             engine,
             hit: None,
-            free_probe: free_probe.unwrap_or(max_probe + 1),
+            free_probe,
             sequence,
             ran_python,
         })
