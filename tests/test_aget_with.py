@@ -327,6 +327,40 @@ async def test_stats() -> None:
     assert stats.total_load_time >= 0.04  # the factory was held for at least 0.05 s
 
 
+@pytest.mark.asyncio
+@pytest.mark.parametrize("through_a_task", [False, True])
+async def test_factory_asking_for_its_own_key_raises_instead_of_waiting_forever(
+    through_a_task: bool,
+) -> None:
+    # The async twin of get_with's RuntimeError for an initializer that re-enters.
+    cache: Moka[str, str] = Moka(10)
+
+    async def factory() -> str:
+        inner = cache.aget_with("k", factory)
+        if through_a_task:
+            (value,) = await asyncio.gather(inner)
+            return value
+        return await inner
+
+    with pytest.raises(RuntimeError, match="aget_with"):
+        await asyncio.wait_for(cache.aget_with("k", factory), TIMEOUT)
+    assert "k" not in cache
+    assert await cache.aget_with("k", Factory("fine")) == "fine"
+
+
+@pytest.mark.asyncio
+async def test_factory_may_ask_for_other_keys() -> None:
+    cache: Moka[int, int] = Moka(10)
+
+    async def factorial(n: int) -> int:
+        if n <= 1:
+            return 1
+        return n * await cache.aget_with(n - 1, lambda: factorial(n - 1))
+
+    assert await cache.aget_with(10, lambda: factorial(10)) == 3628800
+    assert cache.get(5) == 120
+
+
 # ----- several event loops ------------------------------------------------------------
 
 

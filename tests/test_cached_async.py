@@ -276,6 +276,34 @@ async def test_methods(wait_concurrent: bool) -> None:
     assert await a.double(4) == await Service.double(4) == 8
 
 
+@pytest.mark.asyncio
+@BOTH
+@pytest.mark.parametrize("through_a_task", [False, True])
+async def test_function_awaiting_itself_with_the_same_arguments(
+    wait_concurrent: bool, through_a_task: bool
+) -> None:
+    # As with a sync function (and lru_cache): the inner call runs the function again.
+    # With wait_concurrent it must not wait for the computation it is part of.
+    depth = 0
+
+    @cached(wait_concurrent=wait_concurrent)
+    async def once_more(x: int) -> str:
+        nonlocal depth
+        depth += 1
+        if depth == 1:
+            inner = once_more(x)
+            if through_a_task:
+                (inner_value,) = await asyncio.gather(inner)
+            else:
+                inner_value = await inner
+            return "outer saw " + inner_value
+        return "inner"
+
+    assert await asyncio.wait_for(once_more(1), TIMEOUT) == "outer saw inner"
+    assert await once_more(1) == "outer saw inner"
+    assert depth == 2
+
+
 # ----- failures are never cached ------------------------------------------------------
 
 

@@ -14,6 +14,10 @@ event loop they run on:
   cancelled from elsewhere (e.g. its loop shuts down), the remaining awaiters start
   afresh too, and so does a call that finds a computation whose loop was closed
   under it.
+- A call for a key from inside that key's own computation (directly or through a
+  task or thread started with its context) would wait for itself: `aget_with`
+  raises RuntimeError, as `get_with` does, and an async `@cached` function computes
+  again, as a sync one (and `lru_cache`) does.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import contextvars
 import threading
 import time
 from collections.abc import Awaitable, Callable
@@ -30,6 +35,13 @@ if TYPE_CHECKING:
     from moka_py._moka_py import CachedFunction, Moka
 
 _MISSING: Any = object()
+
+# The computations the current context is part of: a computation's task, and every
+# task or thread it starts with a copy of its context. A call for one of these keys
+# would wait for itself.
+_COMPUTING: contextvars.ContextVar[frozenset[tuple[AsyncState, Slot]]] = contextvars.ContextVar(
+    "moka_py_computing", default=frozenset()
+)
 
 
 class AsyncState:
@@ -72,6 +84,10 @@ class Slot:
         """Caches the computed value."""
         raise NotImplementedError
 
+    async def reenter(self, factory: Callable[[], Awaitable[Any]]) -> Any:
+        """A call for this key from inside its own computation."""
+        raise NotImplementedError
+
 
 class CacheSlot(Slot):
     """A key of `Moka.aget_with`."""
@@ -92,6 +108,13 @@ class CacheSlot(Slot):
     def store(self, value: Any) -> None:
         self.cache.set(self.key, value, self.ttl, self.tti)
 
+    async def reenter(self, factory: Callable[[], Awaitable[Any]]) -> Any:
+        # As get_with does for its initializer.
+        raise RuntimeError(
+            "aget_with() was called for a key from inside its own factory (or a task it "
+            "started), which would wait for itself forever"
+        )
+
 
 class WrapperSlot(Slot):
     """A key built by an async `@cached` wrapper, with the hash it computed."""
@@ -107,6 +130,13 @@ class WrapperSlot(Slot):
 
     def store(self, value: Any) -> None:
         self.core._remember(self.key, self.hash, value)
+
+    async def reenter(self, factory: Callable[[], Awaitable[Any]]) -> Any:
+        # The function called itself with the same arguments: like lru_cache (and
+        # like a sync @cached function), compute again.
+        value = await factory()
+        self.store(value)
+        return value
 
 
 class _Flight:
@@ -141,20 +171,27 @@ async def join(cache: Moka[Any, Any], slot: Slot, factory: Callable[[], Awaitabl
     """Joins (or starts) the computation for `slot`, after a miss was counted."""
     state: AsyncState = cache._async_state()
     loop = asyncio.get_running_loop()
+    computing = _COMPUTING.get()
     while True:
         orphan = None
+        owner = False
         with state.lock:
             flight = state.flights.get(slot)
             if flight is not None and flight.future.done():
                 # Published but never unregistered (a key's __eq__ failed in `_land`).
                 flight = None
-            if flight is not None and flight.orphaned():
-                orphan, flight = flight, None
-            owner = flight is None
-            if flight is None:
-                flight = _Flight()
-                state.flights[slot] = flight
-            flight.waiters += 1
+            reentrant = flight is not None and (state, slot) in computing
+            if not reentrant:
+                if flight is not None and flight.orphaned():
+                    orphan, flight = flight, None
+                owner = flight is None
+                if flight is None:
+                    flight = _Flight()
+                    state.flights[slot] = flight
+                flight.waiters += 1
+        if reentrant:
+            return await slot.reenter(factory)
+        assert flight is not None
         if orphan is not None:
             # Its remaining awaiters (on other loops) start afresh as well.
             _publish(orphan, cancelled=True)
@@ -190,6 +227,7 @@ async def _compute(
     flight: _Flight,
     factory: Callable[[], Awaitable[Any]],
 ) -> None:
+    _COMPUTING.set(_COMPUTING.get() | {(state, slot)})  # this task's own context
     started = time.perf_counter()
     try:
         value = await factory()
