@@ -10,7 +10,7 @@ use std::time::Duration;
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyDict, PyList, PyTuple, PyType};
+use pyo3::types::{PyDict, PyIterator, PyList, PyTuple, PyType};
 use pyo3::{PyTraverseError, PyVisit};
 
 use crate::config::Config;
@@ -241,6 +241,32 @@ fn entry_options(
         ttl: duration::extract("ttl", ttl, AboveLimit::Clamp)?,
         tti: duration::extract("tti", tti, AboveLimit::Clamp)?,
         skip_hooks: false,
+    })
+}
+
+/// `iter(value)`; when `value` is not iterable at all, a `TypeError` that names the
+/// argument (`what`) instead of Python's "'int' object is not iterable". An error
+/// raised by an `__iter__` of the user's reaches the caller unchanged.
+fn iterate<'py>(
+    name: &str,
+    what: &str,
+    value: &Bound<'py, PyAny>,
+) -> Result<Bound<'py, PyIterator>> {
+    value.try_iter().map_err(|err| {
+        let py = value.py();
+        let kind = value.get_type();
+        let iterable = kind.hasattr(pyo3::intern!(py, "__iter__")).unwrap_or(true)
+            || kind
+                .hasattr(pyo3::intern!(py, "__getitem__"))
+                .unwrap_or(true);
+        if iterable {
+            Error::Python(err)
+        } else {
+            Error::type_error(format!(
+                "{name} must be {what}, not {}",
+                duration::type_name(value)
+            ))
+        }
     })
 }
 
@@ -505,7 +531,7 @@ impl Moka {
         let py = keys.py();
         let _settle = Settle::new(py);
         let found = PyDict::new(py);
-        for key in keys.try_iter()? {
+        for key in iterate("keys", "an iterable of keys", keys)? {
             let key = key?;
             let hash = keys::hash(&key)?;
             if let Some(value) = self.store()?.get(&key, hash)? {
@@ -533,7 +559,11 @@ impl Moka {
         } else {
             items.clone()
         };
-        for pair in pairs.try_iter()? {
+        for pair in iterate(
+            "items",
+            "a mapping or an iterable of (key, value) pairs",
+            &pairs,
+        )? {
             let pair = pair?;
             let (key, value): (Bound<'_, PyAny>, Bound<'_, PyAny>) = pair.extract().map_err(|_| {
                 Error::type_error(format!(
@@ -551,7 +581,7 @@ impl Moka {
     fn remove_many(&self, keys: &Bound<'_, PyAny>) -> PyResult<usize> {
         let _settle = Settle::new(keys.py());
         let mut removed = 0;
-        for key in keys.try_iter()? {
+        for key in iterate("keys", "an iterable of keys", keys)? {
             let key = key?;
             let hash = keys::hash(&key)?;
             if self.store()?.remove(&key, hash)?.is_some() {

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use pyo3::prelude::*;
-use pyo3::types::PyFloat;
+use pyo3::types::{PyFloat, PyInt};
 
 use crate::errors::{Error, Result};
 
@@ -88,15 +88,29 @@ pub fn extract(
 
 /// Reads a number of seconds (int, float, or anything with `__float__`).
 pub fn seconds_of(name: &str, value: &Bound<'_, PyAny>) -> Result<f64> {
-    if let Ok(f) = value.cast::<PyFloat>() {
-        return Ok(f.value());
-    }
-    value.extract::<f64>().map_err(|_| {
+    number_of(value)?.ok_or_else(|| {
         Error::type_error(format!(
             "{name} must be a number of seconds (int or float), not {}",
             type_name(value)
         ))
     })
+}
+
+/// `float(value)` for ints, floats and anything with `__float__`; `None` for anything
+/// else. An int too large for a float becomes the largest float of its sign: it is a
+/// number all the same, beyond every limit, and must be reported as out of range,
+/// not as the wrong type.
+pub fn number_of(value: &Bound<'_, PyAny>) -> Result<Option<f64>> {
+    if let Ok(f) = value.cast::<PyFloat>() {
+        return Ok(Some(f.value()));
+    }
+    match value.extract::<f64>() {
+        Ok(f) => Ok(Some(f)),
+        Err(_) if value.is_instance_of::<PyInt>() => {
+            Ok(Some(if value.gt(0)? { f64::MAX } else { -f64::MAX }))
+        }
+        Err(_) => Ok(None),
+    }
 }
 
 /// `type(value).__name__`, for error messages.
@@ -181,5 +195,71 @@ mod tests {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod limit_properties {
+    //! How every number of seconds converts, and how the two limits relate.
+
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// More seconds never give a shorter duration.
+        #[test]
+        fn conversion_is_monotonic(a in 1e-12f64..MAX_SECONDS, b in 1e-12f64..MAX_SECONDS) {
+            let (short, long) = if a <= b { (a, b) } else { (b, a) };
+            let short = parse_seconds(short, AboveLimit::Reject).unwrap();
+            let long = parse_seconds(long, AboveLimit::Reject).unwrap();
+            prop_assert!(short <= long);
+        }
+
+        /// Up to the limit both modes give the same duration; past it (finite) the
+        /// cache-wide mode refuses and the per-entry mode gives exactly the limit.
+        #[test]
+        fn the_two_modes_differ_only_past_the_limit(s in any::<f64>()) {
+            let rejecting = parse_seconds(s, AboveLimit::Reject);
+            let clamping = parse_seconds(s, AboveLimit::Clamp);
+            if s > MAX_SECONDS && s.is_finite() {
+                prop_assert_eq!(rejecting, Err(DurationError::OutOfRange(s)));
+                prop_assert_eq!(clamping, Ok(Duration::from_secs_f64(MAX_SECONDS)));
+            } else {
+                prop_assert_eq!(format!("{rejecting:?}"), format!("{clamping:?}"));
+            }
+        }
+
+        /// Every refusal names the argument first, whatever the value.
+        #[test]
+        fn refusals_name_the_argument(s in any::<f64>(), name in "[a-z_]{1,16}") {
+            if let Err(refusal) = parse_seconds(s, AboveLimit::Reject) {
+                let message = refusal.message(&name);
+                prop_assert!(message.starts_with(&format!("{name} ")), "{}", message);
+                prop_assert!(
+                    message.contains("must be positive") || message.contains("is out of range"),
+                    "{}",
+                    message
+                );
+            }
+        }
+    }
+
+    /// Ints too large for a float are read as the largest float of their sign
+    /// (`number_of`): out of range for the cache-wide limit, clamped per entry, and
+    /// "not positive" when negative.
+    #[test]
+    fn the_largest_floats_stand_for_huge_ints() {
+        assert_eq!(
+            parse_seconds(f64::MAX, AboveLimit::Reject),
+            Err(DurationError::OutOfRange(f64::MAX))
+        );
+        assert_eq!(
+            parse_seconds(f64::MAX, AboveLimit::Clamp),
+            Ok(Duration::from_secs_f64(MAX_SECONDS))
+        );
+        assert_eq!(
+            parse_seconds(-f64::MAX, AboveLimit::Clamp),
+            Err(DurationError::NotPositive(-f64::MAX))
+        );
     }
 }

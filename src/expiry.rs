@@ -20,7 +20,6 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use pyo3::prelude::*;
-use pyo3::types::PyFloat;
 
 use crate::duration::{self, MAX_SECONDS};
 use crate::errors::{Error, Result};
@@ -291,16 +290,12 @@ fn hook_seconds(name: &str, answer: &Bound<'_, PyAny>) -> Result<Option<Duration
     if answer.is_none() {
         return Ok(None);
     }
-    let seconds = if let Ok(f) = answer.cast::<PyFloat>() {
-        f.value()
-    } else {
-        answer.extract::<f64>().map_err(|_| {
-            Error::type_error(format!(
-                "expiry.{name} must return a number of seconds or None, not {}",
-                duration::type_name(answer)
-            ))
-        })?
-    };
+    let seconds = duration::number_of(answer)?.ok_or_else(|| {
+        Error::type_error(format!(
+            "expiry.{name} must return a number of seconds or None, not {}",
+            duration::type_name(answer)
+        ))
+    })?;
     if seconds.is_nan() || seconds < 0.0 {
         return Err(Error::value_error(format!(
             "expiry.{name} must return a non-negative number of seconds or None, got {seconds}"
