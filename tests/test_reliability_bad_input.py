@@ -330,7 +330,8 @@ DANGEROUS: dict[str, tuple[str, str]] = {
     "gc traversal of a large cache of cycles": (
         "c = Moka(2 * 10**5, eviction_listener=lambda k, v, cause: c)\n"
         "for i in range(10**5): c.set(i, [c, i])\n"
-        "gc.collect(); assert len(gc.get_referents(c)) >= 2 * 10**5\n"
+        "gc.collect()\n"
+        "if sys.implementation.name == 'cpython': assert len(gc.get_referents(c)) >= 2 * 10**5\n"
         "c.clear(); del c; gc.collect()",
         "ok",
     ),
@@ -344,7 +345,7 @@ cases = json.loads(sys.argv[1])
 for name, body in cases:
     print(json.dumps(["begin", name]), flush=True)
     try:
-        exec(body, {"Moka": Moka, "copy": copy, "gc": gc, "pickle": pickle})
+        exec(body, {"Moka": Moka, "copy": copy, "gc": gc, "pickle": pickle, "sys": sys})
     except BaseException as exc:
         outcome = [type(exc).__name__, str(exc)[:300]]
     else:
@@ -358,13 +359,21 @@ print(json.dumps(["done"]), flush=True)
 def dangerous_outcomes() -> dict[str, Any]:
     """Runs every dangerous case in one subprocess; records each outcome, and the exit
     status and the case that was running if the process died."""
-    cases = json.dumps([[name, textwrap.dedent(body)] for name, (body, _) in DANGEROUS.items()])
+    cases = json.dumps(
+        [
+            [name, textwrap.dedent(body)]
+            for name, (body, _) in DANGEROUS.items()
+            if not (ON_PYPY and name in PYPY_RECURSION)
+        ]
+    )
     result = subprocess.run(
         [sys.executable, "-c", HARNESS, cases], capture_output=True, text=True, timeout=300
     )
     outcomes: dict[str, Any] = {"returncode": result.returncode, "stderr": result.stderr}
     running = None
     for line in result.stdout.splitlines():
+        if not line.startswith("["):
+            continue  # an interpreter's own fatal-error report
         record = json.loads(line)
         if record[0] == "begin":
             running = record[1]
@@ -375,9 +384,18 @@ def dangerous_outcomes() -> dict[str, Any]:
     return outcomes
 
 
+# PyPy's cpyext has no recursion limit for calls that go through native code: an
+# unbounded recursion through any C extension's callbacks overflows the stack and
+# kills the interpreter ("Fatal RPython error"), where CPython raises RecursionError.
+PYPY_RECURSION = {name for name in DANGEROUS if name.startswith("unbounded recursion")}
+ON_PYPY = sys.implementation.name == "pypy"
+
+
 @pytest.mark.thread_unsafe(reason="shares one subprocess run through a module fixture")
 @pytest.mark.parametrize("name", list(DANGEROUS))
 def test_dangerous_input_does_not_crash(name: str, dangerous_outcomes: dict[str, Any]) -> None:
+    if ON_PYPY and name in PYPY_RECURSION:
+        pytest.skip("PyPy's cpyext cannot survive unbounded recursion through native code")
     if name not in dangerous_outcomes:
         pytest.fail(
             f"the interpreter died (exit status {dangerous_outcomes['returncode']}) while "
