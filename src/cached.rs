@@ -39,7 +39,11 @@ fn keyword_mark(py: Python<'_>) -> &Bound<'_, PyAny> {
 pub struct CachedFunction {
     func: Py<PyAny>,
     cache: Py<Moka>,
-    maxsize: Option<u64>,
+    /// `maxsize` as given (any int, as `lru_cache` accepts), for `cache_info()`,
+    /// `cache_parameters()` and the repr; the cache holds the engine's own bound.
+    maxsize: Option<Py<PyInt>>,
+    /// `maxsize=0`: nothing is cached, calls are only counted.
+    disabled: bool,
     typed: bool,
     key: Option<Py<PyAny>>,
     wait_concurrent: bool,
@@ -119,21 +123,26 @@ impl CachedFunction {
     fn new(
         func: Py<PyAny>,
         cache: Py<Moka>,
-        maxsize: Option<u64>,
+        maxsize: Option<Bound<'_, PyInt>>,
         typed: bool,
         key: Option<Py<PyAny>>,
         wait_concurrent: bool,
-    ) -> Self {
-        CachedFunction {
+    ) -> PyResult<Self> {
+        let disabled = match &maxsize {
+            Some(maxsize) => maxsize.le(0)?,
+            None => false,
+        };
+        Ok(CachedFunction {
             func,
             cache,
-            maxsize,
+            maxsize: maxsize.map(Bound::unbind),
+            disabled,
             typed,
             key,
             wait_concurrent,
             hits: Counter::default(),
             misses: Counter::default(),
-        }
+        })
     }
 
     #[pyo3(signature = (*args, **kwargs))]
@@ -144,7 +153,7 @@ impl CachedFunction {
     ) -> PyResult<Bound<'py, PyAny>> {
         let py = args.py();
         let _settle = Settle::new(py);
-        if self.maxsize == Some(0) {
+        if self.disabled {
             self.misses.add(1);
             return self.call_wrapped(args, kwargs);
         }
@@ -232,7 +241,7 @@ impl CachedFunction {
         value: &Bound<'_, PyAny>,
     ) -> PyResult<()> {
         let _settle = Settle::new(key.py());
-        if self.maxsize == Some(0) {
+        if self.disabled {
             return Ok(());
         }
         Ok(self
@@ -251,7 +260,8 @@ impl CachedFunction {
     fn cache_info<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let _settle = Settle::new(py);
         let currsize = self.cache.get().store()?.len();
-        cache_info_type(py)?.call1((self.hits.get(), self.misses.get(), self.maxsize, currsize))
+        let maxsize = self.maxsize.as_ref().map(|m| m.clone_ref(py));
+        cache_info_type(py)?.call1((self.hits.get(), self.misses.get(), maxsize, currsize))
     }
 
     /// Empties the cache and resets the hit/miss counts.
@@ -267,7 +277,7 @@ impl CachedFunction {
     /// configuration is on `.cache`.
     fn cache_parameters<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let parameters = PyDict::new(py);
-        parameters.set_item("maxsize", self.maxsize)?;
+        parameters.set_item("maxsize", self.maxsize.as_ref().map(|m| m.clone_ref(py)))?;
         parameters.set_item("typed", self.typed)?;
         Ok(parameters)
     }
@@ -302,9 +312,10 @@ impl CachedFunction {
 
     /// The wrapped function and the configuration: `cached`'s arguments and the cache.
     fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
-        let maxsize = self
-            .maxsize
-            .map_or_else(|| "None".to_owned(), |m| m.to_string());
+        let maxsize = match &self.maxsize {
+            Some(maxsize) => maxsize.bind(py).to_string(),
+            None => "None".to_owned(),
+        };
         let key = match &self.key {
             Some(key) => format!(", key={}", key.bind(py).repr()?),
             None => String::new(),

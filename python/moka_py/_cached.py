@@ -63,7 +63,7 @@ def cached(
         raise TypeError("Expected first argument to be an integer, a callable, or None")
     # A bad ttl, policy, weigher or maxsize is reported here, where the decorator is
     # written, rather than when it is applied.
-    Moka._for_cached(maxsize, ttl, tti, policy, weigher)
+    Moka._for_cached(_capacity(maxsize), ttl, tti, policy, weigher)
 
     def decorating_function(func: Callable[..., Any]) -> Any:
         return _decorate(func, maxsize, typed, ttl, tti, wait_concurrent, policy, weigher, key)
@@ -71,6 +71,17 @@ def cached(
     if func is not None:
         return decorating_function(func)
     return decorating_function
+
+
+def _capacity(maxsize: int | None) -> int | None:
+    """The engine's bound for `maxsize`: `lru_cache` takes any int, the engine counts in
+    64 bits, and no cache can hold 2**64 entries, so larger sizes are unbounded."""
+    if maxsize is not None and maxsize >= _ENGINE_LIMIT:
+        return None
+    return maxsize
+
+
+_ENGINE_LIMIT = 2**64
 
 
 def _decorate(
@@ -90,7 +101,7 @@ def _decorate(
             f"not {type(func).__name__}"
         )
     # Each decorated function gets a cache of its own, even from one decorator object.
-    cache = Moka._for_cached(maxsize, ttl, tti, policy, weigher)
+    cache = Moka._for_cached(_capacity(maxsize), ttl, tti, policy, weigher)
     core = CachedFunction(func, cache, maxsize, bool(typed), key, bool(wait_concurrent))
     if not inspect.iscoroutinefunction(func):
         return functools.update_wrapper(core, func)
