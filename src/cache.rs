@@ -153,7 +153,7 @@ impl Moka {
     /// The live entries as `(key, value, remaining lifetime, per-entry tti)`.
     fn snapshot_state<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
         let entries = PyList::empty(py);
-        for (key, node) in self.store()?.entries() {
+        for (_, node) in self.store()?.entries() {
             let expiry = node.expiry();
             let lifetime = expiry.and_then(|e| e.remaining_lifetime(std::time::Instant::now()));
             if lifetime == Some(Duration::ZERO) {
@@ -161,7 +161,7 @@ impl Moka {
             }
             let idle = expiry.and_then(|e| e.idle());
             entries.append((
-                key.key().to_bound(py),
+                node.key().to_bound(py),
                 node.value(py),
                 lifetime.map(|d| d.as_secs_f64()),
                 idle.map(|d| d.as_secs_f64()),
@@ -223,11 +223,8 @@ impl Drop for Moka {
         // next call into moka-py (never, if there is none).
         if let Some(store) = self.store.take() {
             drop(store);
-            // Entries moka removed earlier may still wait in crossbeam's epoch-based GC;
-            // a few pins let it free them too (as `Store::run_pending_tasks` does).
-            for _ in 0..4 {
-                crossbeam_epoch::pin().flush();
-            }
+            // Entries moka removed earlier may still wait in crossbeam's epoch-based GC.
+            crate::store::release_removed_entries();
             Python::attach(pyref::release_deferred);
         }
     }
@@ -326,10 +323,23 @@ impl Moka {
                 visit.call(held)?;
             }
         }
-        store.for_each_entry(|key, node| {
-            visit.call(key.key().as_py())?;
+        store.for_each_entry(|_, node| {
+            visit.call(node.key().as_py())?;
             visit.call(node.value_for_traverse().as_py())
         })
+    }
+
+    /// Breaks reference cycles through the entries (`__traverse__` shows them to the
+    /// collector): an entry whose value holds the cache, through objects that cannot
+    /// clear themselves (a tuple, a frozenset), would otherwise keep it alive forever.
+    /// Only unreachable caches get here, so the listener is not told.
+    fn __clear__(&self) {
+        if let Some(store) = self.store.get() {
+            Python::attach(|py| {
+                let _settle = Settle::new(py);
+                store.discard_all(py);
+            });
+        }
     }
 
     #[new]
@@ -515,7 +525,7 @@ impl Moka {
         let mut doomed = Vec::new();
         for (key, node) in store.entries() {
             let value = node.value(py);
-            let verdict = predicate.call1((key.key().to_bound(py), &value))?;
+            let verdict = predicate.call1((node.key().to_bound(py), &value))?;
             if verdict.is_truthy()? {
                 doomed.push((key, node, value));
             }
@@ -599,7 +609,7 @@ impl Moka {
             self.store()?
                 .entries()
                 .iter()
-                .map(|(k, _)| k.key().to_bound(py)),
+                .map(|(_, n)| n.key().to_bound(py)),
         )
     }
 
@@ -616,7 +626,7 @@ impl Moka {
             .store()?
             .entries()
             .iter()
-            .map(|(k, n)| PyTuple::new(py, [k.key().to_bound(py), n.value(py)]))
+            .map(|(_, n)| PyTuple::new(py, [n.key().to_bound(py), n.value(py)]))
             .collect::<PyResult<Vec<_>>>()?;
         PyList::new(py, pairs)
     }

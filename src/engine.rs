@@ -9,7 +9,7 @@
 //! is rebuilt once as a timed one (see `Store::upgrade`).
 
 use std::ptr;
-use std::sync::atomic::{AtomicPtr, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
 use std::sync::Arc;
 
 use moka::notification::RemovalCause;
@@ -57,20 +57,26 @@ impl Policy {
 pub struct Notifier {
     pub stats: Arc<Stats>,
     pub listener: Option<Arc<Listener>>,
+    /// Set while the garbage collector empties an unreachable cache (`__clear__`):
+    /// its listener must not hear of entries that nobody removed.
+    pub silenced: AtomicBool,
 }
 
 impl Notifier {
-    fn notify(&self, key: &EngineKey, node: &Node, cause: RemovalCause) {
+    fn notify(&self, node: &Node, cause: RemovalCause) {
         let cause = Cause::from(cause);
         match cause {
             Cause::Size => self.stats.evictions.add(1),
             Cause::Expired => self.stats.expirations.add(1),
             Cause::Explicit | Cause::Replaced => {}
         }
+        if self.silenced.load(Ordering::Relaxed) {
+            return;
+        }
         if let Some(listener) = &self.listener {
             // SAFETY: moka runs this inside one of our engine calls, all of which are
             // made while attached to the interpreter.
-            let (key, value) = unsafe { (key.key().clone_attached(), node.value_attached()) };
+            let (key, value) = unsafe { (node.key().clone_attached(), node.value_attached()) };
             listener::enqueue(listener, key, value, cause);
         }
     }
@@ -118,8 +124,8 @@ impl Engine {
             builder = builder.expire_after(NodeExpiry::new(Arc::clone(&spec.expiry)));
             let notifier = Arc::clone(&spec.notifier);
             builder =
-                builder.eviction_listener(move |key: Arc<EngineKey>, node: Arc<Node>, cause| {
-                    notifier.notify(&key, &node, cause);
+                builder.eviction_listener(move |_key: Arc<EngineKey>, node: Arc<Node>, cause| {
+                    notifier.notify(&node, cause);
                 });
         }
         Engine {

@@ -268,14 +268,13 @@ impl ExpiryHooks {
     fn on_read(
         &self,
         py: Python<'_>,
-        key: &EngineKey,
         node: &Node,
         remaining: Option<Duration>,
     ) -> Result<Option<Duration>> {
         let Some(hook) = &self.read else {
             return Ok(None);
         };
-        let key = key.key().bind(py);
+        let key = node.key().bind(py);
         let value = node.value(py);
         let answer = hook
             .bind(py)
@@ -359,19 +358,14 @@ impl NodeExpiry {
         NodeExpiry { policy }
     }
 
-    fn read_hook(
-        &self,
-        key: &EngineKey,
-        node: &Node,
-        remaining: Option<Duration>,
-    ) -> Option<Duration> {
+    fn read_hook(&self, node: &Node, remaining: Option<Duration>) -> Option<Duration> {
         let hooks = self.policy.hooks.as_ref().filter(|h| h.has_read())?;
         if !READ_HOOK_ALLOWED.with(Cell::get) {
             return None;
         }
         // moka calls this from `get` with no lock held and we are attached (every
         // engine call is made attached), so running Python here cannot deadlock.
-        Python::attach(|py| match hooks.on_read(py, key, node, remaining) {
+        Python::attach(|py| match hooks.on_read(py, node, remaining) {
             Ok(answer) => answer,
             Err(err) => {
                 READ_HOOK_ERROR.with(|slot| {
@@ -407,7 +401,7 @@ impl moka::Expiry<EngineKey, Arc<Node>> for NodeExpiry {
 
     fn expire_after_read(
         &self,
-        key: &EngineKey,
+        _key: &EngineKey,
         node: &Arc<Node>,
         read_at: Instant,
         duration_until_expiry: Option<Duration>,
@@ -416,7 +410,7 @@ impl moka::Expiry<EngineKey, Arc<Node>> for NodeExpiry {
         let Some(entry) = node.expiry().filter(|_| node.reads_matter()) else {
             return duration_until_expiry;
         };
-        let hook = self.read_hook(key, node, duration_until_expiry);
+        let hook = self.read_hook(node, duration_until_expiry);
         if hook.is_none() && entry.idle.is_none() {
             // Nothing of this entry's own changes on a read; only the effective deadline
             // moves with the cache-wide tti.

@@ -1,9 +1,12 @@
 //! The key bridge: how Python keys are hashed, stored and found in the engine.
 //!
 //! The engine stores each entry under an [`EngineKey`]: the entry's [`Slot`] (its
-//! Python hash plus a collision probe, see `slot.rs`) and the Python key itself.
-//! Stored keys compare by slot only, so whatever moka does with them on its own —
-//! inserting, evicting, expiring, under its locks — never runs Python code.
+//! Python hash plus a collision probe, see `slot.rs`) and a weak reference to the
+//! entry's node, which owns the Python key. Stored keys compare by slot only, so
+//! whatever moka does with them on its own — inserting, evicting, expiring, under its
+//! locks — never runs Python code. The reference is weak because moka's table keeps
+//! the keys of removed entries as tombstones until it rehashes: a removed entry's
+//! Python key is released with its node, and lookups skip it without comparing.
 //!
 //! Lookups go through [`LookupKey`], which moka compares against stored keys with
 //! [`equivalent::Equivalent`]: same slot, then the same object or `==`, like a dict.
@@ -15,6 +18,7 @@
 
 use std::cell::Cell;
 use std::hash::{Hash, Hasher};
+use std::sync::{Arc, Weak};
 
 use equivalent::Equivalent;
 use pyo3::ffi;
@@ -22,7 +26,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyBytes, PyFloat, PyInt, PyString, PyTuple};
 
 use crate::errors::{self, Error, Result};
-use crate::pyref::PyOwned;
+use crate::node::Node;
 use crate::slot::Slot;
 
 /// The key's Python hash (`hash(key)`), with its exception if it has none.
@@ -39,12 +43,15 @@ pub fn hash(key: &Bound<'_, PyAny>) -> Result<isize> {
 /// How the engine stores a key.
 pub struct EngineKey {
     slot: Slot,
-    key: PyOwned,
+    node: Weak<Node>,
 }
 
 impl EngineKey {
-    pub fn new(slot: Slot, key: PyOwned) -> Self {
-        EngineKey { slot, key }
+    pub fn new(slot: Slot, node: &Arc<Node>) -> Self {
+        EngineKey {
+            slot,
+            node: Arc::downgrade(node),
+        }
     }
 
     #[inline]
@@ -52,9 +59,26 @@ impl EngineKey {
         self.slot
     }
 
+    /// Compares the entry's Python key with `probe`; `None` if the entry is gone (a
+    /// tombstone), which equals nothing and leaves its slot free.
     #[inline]
-    pub fn key(&self) -> &PyOwned {
-        &self.key
+    fn compare_live(&self, probe: &Bound<'_, PyAny>) -> Option<Result<Comparison>> {
+        #[cfg(not(Py_GIL_DISABLED))]
+        {
+            if self.node.strong_count() == 0 {
+                return None;
+            }
+            // SAFETY: the node is alive, and with the GIL held (a `Bound` proves we are
+            // attached) nothing can drop it meanwhile: every node is dropped inside an
+            // engine call, which only a thread holding the GIL makes.
+            let node = unsafe { &*self.node.as_ptr() };
+            Some(compare(&node.key().bind(probe.py()), probe))
+        }
+        #[cfg(Py_GIL_DISABLED)]
+        {
+            let node = self.node.upgrade()?;
+            Some(compare(&node.key().bind(probe.py()), probe))
+        }
     }
 }
 
@@ -170,7 +194,10 @@ impl Equivalent<EngineKey> for LookupKey<'_, '_> {
         if self.comparisons.failed() {
             return false;
         }
-        match compare(&stored.key.bind(self.key.py()), self.key) {
+        let Some(outcome) = stored.compare_live(self.key) else {
+            return false;
+        };
+        match outcome {
             Ok(outcome) => {
                 if outcome.ran_python {
                     self.comparisons.ran_python.set(true);

@@ -1,5 +1,8 @@
-//! The engine's value type: one cache entry's value and bookkeeping (the key lives in
-//! the engine's key, see `keys.rs`).
+//! The engine's value type: one cache entry's key, value and bookkeeping.
+//!
+//! The node owns the entry's Python key; the engine's key only refers to it weakly
+//! (see `keys.rs`), so that moka's table, which keeps removed keys around as
+//! tombstones until it rehashes, never keeps a removed Python key alive.
 
 use std::sync::Arc;
 
@@ -10,6 +13,7 @@ use crate::pyref::PyOwned;
 
 /// One cache entry, shared between the engine and in-flight calls as `Arc<Node>`.
 pub struct Node {
+    key: PyOwned,
     value: ValueCell,
     /// Per-entry expiration state; `None` for entries that only follow the
     /// cache-wide ttl/tti (or none at all), which keeps plain entries small.
@@ -26,6 +30,7 @@ const READS_MATTER: u32 = 1 << 31;
 
 impl Node {
     pub fn new(
+        key: PyOwned,
         value: PyOwned,
         weight: u32,
         probe: u32,
@@ -34,11 +39,18 @@ impl Node {
         debug_assert!(probe < READS_MATTER, "probe numbers stay far below 2**31");
         let reads_matter = expiry.as_deref().is_some_and(EntryExpiry::reads_matter);
         Arc::new(Node {
+            key,
             value: ValueCell::new(value),
             expiry,
             weight,
             probe: probe | if reads_matter { READS_MATTER } else { 0 },
         })
+    }
+
+    /// The entry's key.
+    #[inline]
+    pub fn key(&self) -> &PyOwned {
+        &self.key
     }
 
     #[inline]

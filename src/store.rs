@@ -219,6 +219,7 @@ impl Store {
             notifier: Arc::new(Notifier {
                 stats: Arc::clone(&stats),
                 listener,
+                silenced: AtomicBool::new(false),
             }),
         };
         let engines = Engines::new(Engine::build(&spec, timed));
@@ -526,7 +527,7 @@ impl Store {
         let py = key.py();
         let weight = self.weigh(key, value)?;
         if !options.is_empty() {
-            self.ensure_timed(py);
+            self.ensure_timed();
             self.per_entry_expiry.store(true, Ordering::Relaxed);
         }
         loop {
@@ -602,10 +603,16 @@ impl Store {
             return;
         }
         let still_there = engine.timed || engine.cache.contains_key(&SlotKey(slot));
-        let new_node = Node::new(PyOwned::new(value), weight, probe, expiry);
+        let new_node = Node::new(
+            PyOwned::new(key),
+            PyOwned::new(value),
+            weight,
+            probe,
+            expiry,
+        );
         engine
             .cache
-            .insert(EngineKey::new(slot, PyOwned::new(key)), new_node);
+            .insert(EngineKey::new(slot, &new_node), new_node);
         self.queued_write();
         if still_there {
             self.admit_weight(
@@ -648,11 +655,16 @@ impl Store {
             }
             return;
         }
-        let node = Node::new(PyOwned::new(value), weight, probe, expiry);
-        engine.cache.insert(
-            EngineKey::new(Slot::new(hash, probe), PyOwned::new(key)),
-            node,
+        let node = Node::new(
+            PyOwned::new(key),
+            PyOwned::new(value),
+            weight,
+            probe,
+            expiry,
         );
+        engine
+            .cache
+            .insert(EngineKey::new(Slot::new(hash, probe), &node), node);
         self.queued_write();
         self.admit_weight(engine, u64::from(weight));
     }
@@ -791,11 +803,7 @@ impl Store {
     /// Applies pending maintenance (evictions, expirations) now.
     pub fn run_pending_tasks(&self) {
         self.apply_pending(self.engines.current());
-        // moka frees removed table buckets through crossbeam's epoch-based GC;
-        // a few more pins let the epoch advance, so their Python objects go now.
-        for _ in 0..4 {
-            crossbeam_epoch::pin().flush();
-        }
+        release_removed_entries();
     }
 
     /// The exact number of live entries.
@@ -834,6 +842,15 @@ impl Store {
         self.plain.removed.add(removed);
         self.chains.clear();
         self.sequences.bump_all();
+        release_removed_entries();
+    }
+
+    /// Drops every entry without notifying the listener: the garbage collector
+    /// breaking a reference cycle through an unreachable cache (`Moka.__clear__`).
+    pub fn discard_all(&self, py: Python<'_>) {
+        self.spec.notifier.silenced.store(true, Ordering::Relaxed);
+        self.clear(py);
+        self.spec.notifier.silenced.store(false, Ordering::Relaxed);
     }
 
     /// The live entries, without recording reads.
@@ -866,7 +883,7 @@ impl Store {
         let engine = self.engines.current();
         let result = engine
             .cache
-            .entry(EngineKey::new(key.slot(), key.key().clone_ref(py)))
+            .entry(EngineKey::new(key.slot(), node))
             .and_compute_with(|entry| match entry {
                 Some(entry) if Arc::ptr_eq(entry.value(), node) && node.value_ptr(py) == value => {
                     Op::Remove
@@ -914,7 +931,7 @@ impl Store {
     /// Turns a plain engine into a timed one, the first time an entry needs its own
     /// expiration. Entries move over as they are; their recency/frequency history
     /// restarts. (Free-threaded builds start timed, so this never runs there.)
-    fn ensure_timed(&self, py: Python<'_>) {
+    fn ensure_timed(&self) {
         let plain = self.engines.current();
         if plain.timed {
             return;
@@ -926,13 +943,21 @@ impl Store {
         self.plain.removed.reset();
         let timed = Engine::build(&self.spec, true);
         for (key, node) in plain.cache.iter() {
-            let key = EngineKey::new(key.slot(), key.key().clone_ref(py));
-            timed.cache.insert(key, node);
+            timed.cache.insert(EngineKey::new(key.slot(), &node), node);
         }
         timed.cache.run_pending_tasks();
         self.engines.install(timed);
         plain.cache.invalidate_all();
         plain.cache.run_pending_tasks();
         self.pending_weight.reset();
+    }
+}
+
+/// moka frees the entries it removed from its table through crossbeam's epoch-based
+/// GC, once no thread may still be reading them; a few pins let the epoch advance so
+/// that their nodes, and the Python objects they hold, go now rather than later.
+pub fn release_removed_entries() {
+    for _ in 0..4 {
+        crossbeam_epoch::pin().flush();
     }
 }

@@ -208,3 +208,43 @@ def test_keys_may_call_back_into_the_cache_from_eq() -> None:
     cache.set(Chatty(), 2)
     assert cache.get(Chatty()) == 2
     assert cache.get("side effect") == 1
+
+
+# ----- removed keys (moka's table keeps them as tombstones until it rehashes) ----------
+
+
+class ClearingKey:
+    """Collides with every other instance; its `__eq__` empties the cache first."""
+
+    cache: Moka[Any, int]
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    def __hash__(self) -> int:
+        return 3
+
+    def __eq__(self, other: object) -> bool:
+        ClearingKey.cache.clear()
+        return isinstance(other, ClearingKey) and other.n == self.n
+
+
+def test_eq_that_clears_the_cache_does_not_make_a_write_spin() -> None:
+    # A write whose key comparison changes the cache starts over; had removed keys still
+    # been compared, it would meet the same removed key and run __eq__ again, forever.
+    ClearingKey.cache = cache = Moka(10)
+    cache.set(ClearingKey(0), 0)
+    cache.set(ClearingKey(1), 1)
+    assert [(key.n, value) for key, value in cache.items()] == [(1, 1)]
+
+
+def test_removed_keys_are_never_compared_again() -> None:
+    cache: Moka[Any, int] = Moka(10)
+    cache.set(CountingKey(0, hash_value=3), 0)
+    cache.set(CountingKey(1, hash_value=3), 1)
+    cache.remove(CountingKey(1, hash_value=3))
+    cache.clear()
+    CountingKey.reset()
+    cache.set(CountingKey(2, hash_value=3), 2)
+    assert CountingKey.eqs == 0
+    assert cache.get(CountingKey(2, hash_value=3)) == 2

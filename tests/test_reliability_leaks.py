@@ -366,6 +366,24 @@ def test_removed_keys_are_released_as_the_table_is_reused() -> None:
     baseline.check()
 
 
+def test_keys_are_released_after_a_plain_cache_becomes_timed() -> None:
+    # The first per-entry ttl moves every entry to a new engine; the old engine's table
+    # must not keep the keys it held alive for as long as the cache lives.
+    cache: Moka[Any, Any] = Moka(1000)
+    keys = [TokenKey(f"k{i}") for i in range(500)]
+    refs = [weakref.ref(k) for k in keys]
+    for key in keys:
+        cache.set(key, 1)
+    cache.set("timed", 1, ttl=3600)
+    cache.clear()
+    for i in range(5000):
+        cache.set(("other", i), i)
+    del keys, key
+    settle(cache)
+    alive = sum(r() is not None for r in refs)
+    assert alive < 100, f"{alive} of 500 removed keys are still referenced"
+
+
 # ----- reference cycles through the cache, collected by gc -------------------------------
 
 native_cycles = pytest.mark.skipif(
@@ -434,6 +452,31 @@ def test_cycle_through_a_stored_value_is_collected() -> None:
         return cache
 
     assert collected(make)
+
+
+@native_cycles
+def test_cycle_through_a_value_without_tp_clear_is_collected() -> None:
+    # A tuple cannot break a cycle itself: the collector must clear the cache.
+    def make(sentinel: Token) -> Moka[Any, Any]:
+        cache: Moka[Any, Any] = Moka(10, eviction_listener=lambda k, v, c: None)
+        cache.set("self", (cache, sentinel))
+        return cache
+
+    assert collected(make)
+
+
+@native_cycles
+def test_collector_clearing_a_cache_does_not_call_its_listener() -> None:
+    heard: list[Any] = []
+
+    def make(sentinel: Token) -> Moka[Any, Any]:
+        cache: Moka[Any, Any] = Moka(10, eviction_listener=lambda k, v, c: heard.append(c))
+        cache.set("self", frozenset([cache]))
+        cache.set("sentinel", sentinel)
+        return cache
+
+    assert collected(make)
+    assert heard == []
 
 
 @native_cycles
