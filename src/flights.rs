@@ -31,6 +31,24 @@ enum State {
     Abandoned,
 }
 
+/// Runs pending signal handlers (Ctrl-C raises `KeyboardInterrupt` here).
+///
+/// PyPy's `PyErr_CheckSignals` runs no handlers: PyPy runs them between bytecodes,
+/// so there a waiter runs a little Python code instead.
+fn check_signals(py: Python<'_>) -> PyResult<()> {
+    #[cfg(PyPy)]
+    {
+        static TICK: pyo3::sync::PyOnceLock<Py<PyAny>> = pyo3::sync::PyOnceLock::new();
+        // A loop: PyPy looks for pending actions (signals among them) on jumps back.
+        let tick = TICK.get_or_try_init(py, || {
+            py.eval(c"lambda: [None for _ in (1, 2)]", None, None)
+                .map(Bound::unbind)
+        })?;
+        tick.call0(py)?;
+    }
+    py.check_signals()
+}
+
 /// One in-progress initialization.
 pub struct Flight {
     key: PyOwned,
@@ -66,7 +84,7 @@ impl Flight {
                     self.finished.wait_for(&mut state, SIGNAL_CHECK_INTERVAL);
                 }
             });
-            py.check_signals()?;
+            check_signals(py)?;
         }
     }
 

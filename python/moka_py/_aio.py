@@ -234,14 +234,34 @@ async def _compute(
         slot.store(value)
     except asyncio.CancelledError:
         cache._record_load(False, time.perf_counter() - started)
-        _land(state, slot, flight, cancelled=True)
+        _land_from_task(state, slot, flight, cancelled=True)
         raise
     except BaseException as exc:
         cache._record_load(False, time.perf_counter() - started)
-        _land(state, slot, flight, exception=exc)
+        _land_from_task(state, slot, flight, exception=exc)
     else:
         cache._record_load(True, time.perf_counter() - started)
-        _land(state, slot, flight, value=value)
+        _land_from_task(state, slot, flight, value=value)
+
+
+def _land_from_task(state: AsyncState, slot: Slot, flight: _Flight, **outcome: Any) -> None:
+    """`_land`, from the computation's own task, which no caller awaits.
+
+    The awaiters hear the outcome whatever happens (`_land` publishes it last). Should
+    unregistering fail (a key's `__eq__` raised), that error goes to the loop's
+    exception handler now, rather than whenever the garbage collector finds the task
+    (on PyPy, possibly never).
+    """
+    try:
+        _land(state, slot, flight, **outcome)
+    except Exception as exc:
+        asyncio.get_running_loop().call_exception_handler(
+            {
+                "message": "moka_py: a finished aget_with computation could not be unregistered",
+                "exception": exc,
+                "task": asyncio.current_task(),
+            }
+        )
 
 
 def _land(
