@@ -466,7 +466,7 @@ def test_interpreter_shutdown_with_daemon_threads_in_the_cache() -> None:
     sys.version_info < (3, 14),
     reason="before 3.14 CPython ends a daemon thread that wants the GIL during shutdown "
     "with pthread_exit, whose forced unwind aborts the process when it crosses Rust "
-    "frames (python/cpython#87135): a known crash, see the issue 8 report",
+    "frames (python/cpython#87135); see docs/installation.md, known limitations",
 )
 def test_interpreter_shutdown_with_daemon_threads_running_callbacks() -> None:
     # The same with the cache calling Python (listener, values' __del__, initializers)
