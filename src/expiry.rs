@@ -84,8 +84,8 @@ impl EntryExpiry {
         kept_deadline: Option<Instant>,
         idle: Option<Duration>,
         track_reads: bool,
-    ) -> Box<Self> {
-        Box::new(EntryExpiry {
+    ) -> Self {
+        EntryExpiry {
             lifetime,
             kept_deadline,
             idle,
@@ -93,7 +93,7 @@ impl EntryExpiry {
             fixed: AtomicU64::new(NEVER),
             effective: AtomicU64::new(NEVER),
             lifetime_end: AtomicU64::new(NEVER),
-        })
+        }
     }
 
     /// The instant this entry expires at, as of its last engine access.

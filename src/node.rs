@@ -3,9 +3,16 @@
 //! The node owns the entry's Python key; the engine's key only refers to it weakly
 //! (see `keys.rs`), so that moka's table, which keeps removed keys around as
 //! tombstones until it rehashes, never keeps a removed Python key alive.
+//!
+//! A node is 40 bytes with its reference counts, and that size is worth keeping:
+//! at 48 bytes the allocator's size classes cost ~33 more bytes per entry (measured
+//! by `benchmarks/memory.py`). So the per-entry expiration state, which most entries
+//! do not have, shares one word with the key (see [`KeyCell`]).
 
+use std::ptr::NonNull;
 use std::sync::Arc;
 
+use pyo3::ffi;
 use pyo3::prelude::*;
 
 use crate::expiry::EntryExpiry;
@@ -13,11 +20,8 @@ use crate::pyref::PyOwned;
 
 /// One cache entry, shared between the engine and in-flight calls as `Arc<Node>`.
 pub struct Node {
-    key: PyOwned,
+    key: KeyCell,
     value: ValueCell,
-    /// Per-entry expiration state; `None` for entries that only follow the
-    /// cache-wide ttl/tti (or none at all), which keeps plain entries small.
-    expiry: Option<Box<EntryExpiry>>,
     weight: u32,
     /// Which collision probe of its hash this entry occupies (see `slot.rs`), with
     /// [`READS_MATTER`] folded into the top bit to keep the node at 40 bytes.
@@ -34,14 +38,13 @@ impl Node {
         value: PyOwned,
         weight: u32,
         probe: u32,
-        expiry: Option<Box<EntryExpiry>>,
+        expiry: Option<EntryExpiry>,
     ) -> Arc<Node> {
         debug_assert!(probe < READS_MATTER, "probe numbers stay far below 2**31");
-        let reads_matter = expiry.as_deref().is_some_and(EntryExpiry::reads_matter);
+        let reads_matter = expiry.as_ref().is_some_and(EntryExpiry::reads_matter);
         Arc::new(Node {
-            key,
+            key: KeyCell::new(key, expiry),
             value: ValueCell::new(value),
-            expiry,
             weight,
             probe: probe | if reads_matter { READS_MATTER } else { 0 },
         })
@@ -50,7 +53,7 @@ impl Node {
     /// The entry's key.
     #[inline]
     pub fn key(&self) -> &PyOwned {
-        &self.key
+        self.key.key()
     }
 
     #[inline]
@@ -69,9 +72,11 @@ impl Node {
         self.probe & READS_MATTER != 0
     }
 
+    /// Per-entry expiration state; `None` for entries that only follow the
+    /// cache-wide ttl/tti (or none at all).
     #[inline]
     pub fn expiry(&self) -> Option<&EntryExpiry> {
-        self.expiry.as_deref()
+        self.key.expiry()
     }
 
     /// A new reference to the current value.
@@ -204,3 +209,83 @@ impl ValueCell {
 unsafe impl Send for ValueCell {}
 // SAFETY: see `Send`.
 unsafe impl Sync for ValueCell {}
+
+/// The key of an entry and, if the entry has one, its own expiration state, in one
+/// word: an owned `PyObject*` for entries without that state, or, with the low bit
+/// set, a `Box<KeyAndExpiry>` holding both.
+///
+/// The low bit of an object pointer is always clear: a `PyObject` starts with a
+/// `Py_ssize_t`, so every object is at least 8-byte aligned.
+#[repr(transparent)]
+struct KeyCell(NonNull<()>);
+
+struct KeyAndExpiry {
+    key: PyOwned,
+    expiry: EntryExpiry,
+}
+
+const WITH_EXPIRY: usize = 1;
+const _: () = assert!(std::mem::align_of::<ffi::PyObject>() > WITH_EXPIRY);
+const _: () = assert!(std::mem::align_of::<KeyAndExpiry>() > WITH_EXPIRY);
+const _: () = assert!(std::mem::size_of::<Node>() == 24, "see the module docs");
+
+impl KeyCell {
+    fn new(key: PyOwned, expiry: Option<EntryExpiry>) -> Self {
+        let Some(expiry) = expiry else {
+            let raw = key.into_raw();
+            debug_assert_eq!(raw.as_ptr() as usize & WITH_EXPIRY, 0);
+            return KeyCell(raw.cast());
+        };
+        let boxed = NonNull::from(Box::leak(Box::new(KeyAndExpiry { key, expiry })));
+        KeyCell(boxed.cast().map_addr(|a| a | WITH_EXPIRY))
+    }
+
+    /// The box, for a cell that holds expiration state.
+    #[inline]
+    fn with_expiry(&self) -> Option<&KeyAndExpiry> {
+        if self.0.addr().get() & WITH_EXPIRY == 0 {
+            return None;
+        }
+        let boxed = self.0.map_addr(|a| {
+            std::num::NonZeroUsize::new(a.get() & !WITH_EXPIRY).expect("boxes are never null")
+        });
+        // SAFETY: a tagged cell holds a `Box<KeyAndExpiry>` that it owns until dropped.
+        Some(unsafe { boxed.cast::<KeyAndExpiry>().as_ref() })
+    }
+
+    #[inline]
+    fn key(&self) -> &PyOwned {
+        match self.with_expiry() {
+            Some(both) => &both.key,
+            // SAFETY: an untagged cell is an owned object pointer, laid out exactly as
+            // `PyOwned` (`repr(transparent)` over a non-null pointer in both).
+            None => unsafe { &*(self as *const KeyCell).cast::<PyOwned>() },
+        }
+    }
+
+    #[inline]
+    fn expiry(&self) -> Option<&EntryExpiry> {
+        self.with_expiry().map(|both| &both.expiry)
+    }
+}
+
+impl Drop for KeyCell {
+    fn drop(&mut self) {
+        match self.with_expiry() {
+            Some(both) => {
+                let raw = (both as *const KeyAndExpiry).cast_mut();
+                // SAFETY: the cell owned this box (see `KeyCell::new`) and is going away.
+                drop(unsafe { Box::from_raw(raw) });
+            }
+            // SAFETY: the cell owned this reference (see `KeyCell::new`); `PyOwned`
+            // releases it the deferred way, like every other reference the engine drops.
+            None => drop(unsafe { PyOwned::from_raw(self.0.cast()) }),
+        }
+    }
+}
+
+// SAFETY: a `KeyCell` owns a `PyOwned` (Send + Sync, see pyref.rs) and, possibly, an
+// `EntryExpiry` (plain data and atomics), through a pointer nothing else aliases.
+unsafe impl Send for KeyCell {}
+// SAFETY: see `Send`; shared access only reads.
+unsafe impl Sync for KeyCell {}

@@ -478,7 +478,7 @@ impl Store {
         value: &Bound<'_, PyAny>,
         replacing: Option<&Node>,
         options: &EntryOptions,
-    ) -> Result<(Option<Box<EntryExpiry>>, bool)> {
+    ) -> Result<(Option<EntryExpiry>, bool)> {
         if !engine.timed {
             return Ok((None, false));
         }
@@ -586,7 +586,7 @@ impl Store {
         node: &Arc<Node>,
         value: &Bound<'_, PyAny>,
         weight: u32,
-        expiry: Option<Box<EntryExpiry>>,
+        expiry: Option<EntryExpiry>,
     ) {
         let slot = Slot::new(hash, probe);
         #[cfg(not(Py_GIL_DISABLED))]
@@ -635,7 +635,7 @@ impl Store {
         probe: u32,
         value: &Bound<'_, PyAny>,
         weight: u32,
-        expiry: Option<Box<EntryExpiry>>,
+        expiry: Option<EntryExpiry>,
     ) {
         self.sequences.bump(hash);
         self.plain.inserted.add(1);
