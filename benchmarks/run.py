@@ -38,9 +38,9 @@ class Settings:
         self.quick = quick
         self.rounds = 15 if quick else 61  # timed rounds per case (+1 warm-up)
         self.thread_rounds = 3 if quick else 7
-        self.keys_per_thread = 50_000 if quick else 100_000
+        self.keys_per_thread = 25_000 if quick else 100_000
         self.memory_rounds = 1 if quick else 3
-        self.hit_length = 200_000 if quick else 1_000_000
+        self.hit_length = 100_000 if quick else 1_000_000
         self.capacities = [100, 400, 1_600, 6_400, 25_600]
 
     def as_dict(self) -> dict[str, Any]:
