@@ -6,13 +6,12 @@
 //!
 //! A node is 40 bytes with its reference counts, and that size is worth keeping:
 //! at 48 bytes the allocator's size classes cost ~33 more bytes per entry (measured
-//! by `benchmarks/memory.py`). So the per-entry expiration state, which most entries
-//! do not have, shares one word with the key (see [`KeyCell`]).
+//! by `benchmarks/memory.py`). The key and the value, which every lookup reads, stay
+//! in the node; the weight, the collision probe and the per-entry expiration state,
+//! which lookups rarely need, share one word (see [`Meta`]).
 
-use std::ptr::NonNull;
 use std::sync::Arc;
 
-use pyo3::ffi;
 use pyo3::prelude::*;
 
 use crate::expiry::EntryExpiry;
@@ -20,17 +19,15 @@ use crate::pyref::PyOwned;
 
 /// One cache entry, shared between the engine and in-flight calls as `Arc<Node>`.
 pub struct Node {
-    key: KeyCell,
+    key: PyOwned,
     value: ValueCell,
-    weight: u32,
-    /// Which collision probe of its hash this entry occupies (see `slot.rs`), with
-    /// [`READS_MATTER`] folded into the top bit to keep the node at 40 bytes.
-    probe: u32,
+    meta: Meta,
 }
 
-/// Set on nodes whose reads change their expiration (per-entry tti, read hook):
-/// the others skip their expiry state on the read path.
-const READS_MATTER: u32 = 1 << 31;
+const _: () = assert!(
+    std::mem::size_of::<Node>() <= 24,
+    "a bigger node costs memory, see the module docs"
+);
 
 impl Node {
     pub fn new(
@@ -40,46 +37,44 @@ impl Node {
         probe: u32,
         expiry: Option<EntryExpiry>,
     ) -> Arc<Node> {
-        debug_assert!(probe < READS_MATTER, "probe numbers stay far below 2**31");
-        let reads_matter = expiry.as_ref().is_some_and(EntryExpiry::reads_matter);
         Arc::new(Node {
-            key: KeyCell::new(key, expiry),
+            key,
             value: ValueCell::new(value),
-            weight,
-            probe: probe | if reads_matter { READS_MATTER } else { 0 },
+            meta: Meta::new(weight, probe, expiry),
         })
     }
 
     /// The entry's key.
     #[inline]
     pub fn key(&self) -> &PyOwned {
-        self.key.key()
+        &self.key
     }
 
     #[inline]
     pub fn weight(&self) -> u32 {
-        self.weight
+        self.meta.weight()
     }
 
+    /// Which collision probe of its hash this entry occupies (see `slot.rs`).
     #[inline]
     pub fn probe(&self) -> u32 {
-        self.probe & !READS_MATTER
+        self.meta.probe()
     }
 
-    /// Whether a read may change this entry's expiration.
+    /// Whether reads change this entry's expiration (per-entry tti, a read hook); the
+    /// read path skips the expiration state of the others.
     #[inline]
     pub fn reads_matter(&self) -> bool {
-        self.probe & READS_MATTER != 0
+        self.meta.reads_matter()
     }
 
     /// Per-entry expiration state; `None` for entries that only follow the
     /// cache-wide ttl/tti (or none at all).
     #[inline]
     pub fn expiry(&self) -> Option<&EntryExpiry> {
-        self.key.expiry()
+        self.meta.extra().and_then(|extra| extra.expiry.as_ref())
     }
 
-    /// A new reference to the current value.
     #[inline]
     pub fn value<'py>(&self, py: Python<'py>) -> Bound<'py, PyAny> {
         self.value.get(py)
@@ -122,7 +117,7 @@ impl Node {
 impl std::fmt::Debug for Node {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Node")
-            .field("weight", &self.weight)
+            .field("weight", &self.weight())
             .field("probe", &self.probe())
             .finish_non_exhaustive()
     }
@@ -210,82 +205,127 @@ unsafe impl Send for ValueCell {}
 // SAFETY: see `Send`.
 unsafe impl Sync for ValueCell {}
 
-/// The key of an entry and, if the entry has one, its own expiration state, in one
-/// word: an owned `PyObject*` for entries without that state, or, with the low bit
-/// set, a `Box<KeyAndExpiry>` holding both.
+/// An entry's weight, collision probe and expiration state, in one word.
 ///
-/// The low bit of an object pointer is always clear: a `PyObject` starts with a
-/// `Py_ssize_t`, so every object is at least 8-byte aligned.
-#[repr(transparent)]
-struct KeyCell(NonNull<()>);
+/// Most entries have no expiration state of their own: their weight and probe are
+/// packed into the word itself, tagged by its low bit ([`INLINE`]). The others point
+/// to a boxed [`Extra`] (box addresses are 8-byte aligned, so the low bits are free),
+/// with [`READS_MATTER`] in the pointer's second bit so that the read path can skip
+/// the box without loading it. Probes above 2**30, and 32-bit targets, use the box.
+struct Meta(*mut Extra);
 
-struct KeyAndExpiry {
-    key: PyOwned,
-    expiry: EntryExpiry,
+struct Extra {
+    weight: u32,
+    probe: u32,
+    expiry: Option<EntryExpiry>,
 }
 
-const WITH_EXPIRY: usize = 1;
-const _: () = assert!(std::mem::align_of::<ffi::PyObject>() > WITH_EXPIRY);
-const _: () = assert!(std::mem::align_of::<KeyAndExpiry>() > WITH_EXPIRY);
-const _: () = assert!(std::mem::size_of::<Node>() == 24, "see the module docs");
+const INLINE: usize = 0b01;
+const READS_MATTER: usize = 0b10;
+const TAGS: usize = INLINE | READS_MATTER;
+const PROBE_BITS: u32 = 30;
+const _: () = assert!(std::mem::align_of::<Extra>() > TAGS);
 
-impl KeyCell {
-    fn new(key: PyOwned, expiry: Option<EntryExpiry>) -> Self {
-        let Some(expiry) = expiry else {
-            let raw = key.into_raw();
-            debug_assert_eq!(raw.as_ptr() as usize & WITH_EXPIRY, 0);
-            return KeyCell(raw.cast());
-        };
-        let boxed = NonNull::from(Box::leak(Box::new(KeyAndExpiry { key, expiry })));
-        KeyCell(boxed.cast().map_addr(|a| a | WITH_EXPIRY))
+impl Meta {
+    fn new(weight: u32, probe: u32, expiry: Option<EntryExpiry>) -> Meta {
+        if expiry.is_none() && probe < 1 << PROBE_BITS && cfg!(target_pointer_width = "64") {
+            #[allow(clippy::cast_possible_truncation)] // 64-bit targets only, see above
+            let packed = ((u64::from(weight) << 32) | (u64::from(probe) << 2)) as usize;
+            return Meta(std::ptr::without_provenance_mut(packed | INLINE));
+        }
+        let reads_matter = expiry.as_ref().is_some_and(EntryExpiry::reads_matter);
+        let extra = Box::into_raw(Box::new(Extra {
+            weight,
+            probe,
+            expiry,
+        }));
+        Meta(extra.map_addr(|a| a | if reads_matter { READS_MATTER } else { 0 }))
     }
 
-    /// The box, for a cell that holds expiration state.
     #[inline]
-    fn with_expiry(&self) -> Option<&KeyAndExpiry> {
-        if self.0.addr().get() & WITH_EXPIRY == 0 {
+    fn inline(&self) -> Option<u64> {
+        let word = self.0.addr();
+        (word & INLINE != 0).then_some(word as u64)
+    }
+
+    #[inline]
+    fn extra(&self) -> Option<&Extra> {
+        if self.0.addr() & INLINE != 0 {
             return None;
         }
-        let boxed = self.0.map_addr(|a| {
-            std::num::NonZeroUsize::new(a.get() & !WITH_EXPIRY).expect("boxes are never null")
-        });
-        // SAFETY: a tagged cell holds a `Box<KeyAndExpiry>` that it owns until dropped.
-        Some(unsafe { boxed.cast::<KeyAndExpiry>().as_ref() })
+        // SAFETY: an untagged word is the pointer `Box::into_raw` gave in `Meta::new`,
+        // with at most READS_MATTER added; the box lives as long as `self`.
+        Some(unsafe { &*self.0.map_addr(|a| a & !TAGS) })
     }
 
     #[inline]
-    fn key(&self) -> &PyOwned {
-        match self.with_expiry() {
-            Some(both) => &both.key,
-            // SAFETY: an untagged cell is an owned object pointer, laid out exactly as
-            // `PyOwned` (`repr(transparent)` over a non-null pointer in both).
-            None => unsafe { &*(self as *const KeyCell).cast::<PyOwned>() },
+    fn weight(&self) -> u32 {
+        match self.inline() {
+            Some(word) => (word >> 32) as u32,
+            None => self.extra().map_or(0, |extra| extra.weight),
         }
     }
 
     #[inline]
-    fn expiry(&self) -> Option<&EntryExpiry> {
-        self.with_expiry().map(|both| &both.expiry)
+    fn probe(&self) -> u32 {
+        match self.inline() {
+            Some(word) => ((word >> 2) & ((1 << PROBE_BITS) - 1)) as u32,
+            None => self.extra().map_or(0, |extra| extra.probe),
+        }
+    }
+
+    #[inline]
+    fn reads_matter(&self) -> bool {
+        self.0.addr() & READS_MATTER != 0
     }
 }
 
-impl Drop for KeyCell {
+impl Drop for Meta {
     fn drop(&mut self) {
-        match self.with_expiry() {
-            Some(both) => {
-                let raw = (both as *const KeyAndExpiry).cast_mut();
-                // SAFETY: the cell owned this box (see `KeyCell::new`) and is going away.
-                drop(unsafe { Box::from_raw(raw) });
-            }
-            // SAFETY: the cell owned this reference (see `KeyCell::new`); `PyOwned`
-            // releases it the deferred way, like every other reference the engine drops.
-            None => drop(unsafe { PyOwned::from_raw(self.0.cast()) }),
+        if self.0.addr() & INLINE == 0 {
+            // SAFETY: as in `extra`; the box is dropped once, with its node.
+            drop(unsafe { Box::from_raw(self.0.map_addr(|a| a & !TAGS)) });
         }
     }
 }
 
-// SAFETY: a `KeyCell` owns a `PyOwned` (Send + Sync, see pyref.rs) and, possibly, an
-// `EntryExpiry` (plain data and atomics), through a pointer nothing else aliases.
-unsafe impl Send for KeyCell {}
-// SAFETY: see `Send`; shared access only reads.
-unsafe impl Sync for KeyCell {}
+// SAFETY: a `Meta` is either plain bits or the only pointer to its `Extra` (plain data
+// and atomics, themselves Send + Sync).
+unsafe impl Send for Meta {}
+// SAFETY: see `Send`; shared access only reads, or uses the atomics inside.
+unsafe impl Sync for Meta {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn weight_and_probe_pack_into_the_word() {
+        for (weight, probe) in [(0, 0), (1, 0), (u32::MAX, 0), (7, (1 << PROBE_BITS) - 1)] {
+            let meta = Meta::new(weight, probe, None);
+            assert!(meta.inline().is_some());
+            assert!(meta.extra().is_none());
+            assert_eq!((meta.weight(), meta.probe()), (weight, probe));
+            assert!(!meta.reads_matter());
+        }
+    }
+
+    #[test]
+    fn large_probes_and_expiry_state_go_to_the_box() {
+        let meta = Meta::new(u32::MAX, 1 << PROBE_BITS, None);
+        assert!(meta.inline().is_none());
+        assert_eq!((meta.weight(), meta.probe()), (u32::MAX, 1 << PROBE_BITS));
+        assert!(meta.extra().is_some_and(|extra| extra.expiry.is_none()));
+
+        let fixed = EntryExpiry::new(Some(std::time::Duration::from_secs(5)), None, None, false);
+        let meta = Meta::new(3, 9, Some(fixed));
+        assert_eq!((meta.weight(), meta.probe()), (3, 9));
+        assert!(meta.extra().is_some_and(|extra| extra.expiry.is_some()));
+        assert!(!meta.reads_matter());
+
+        let idle = EntryExpiry::new(None, None, Some(std::time::Duration::from_secs(5)), false);
+        let meta = Meta::new(1, 0, Some(idle));
+        assert!(meta.reads_matter(), "a per-entry tti changes on every read");
+        assert_eq!((meta.weight(), meta.probe()), (1, 0));
+    }
+}

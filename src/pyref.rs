@@ -102,23 +102,6 @@ impl PyOwned {
         self.bind(py).to_owned()
     }
 
-    /// Gives up ownership of the reference, as a raw pointer (see [`PyOwned::from_raw`]).
-    #[inline]
-    pub fn into_raw(self) -> NonNull<ffi::PyObject> {
-        let ptr = self.0;
-        std::mem::forget(self);
-        ptr
-    }
-
-    /// Takes back a reference given up by [`PyOwned::into_raw`].
-    ///
-    /// # Safety
-    /// `ptr` must come from `into_raw` and be taken back at most once.
-    #[inline]
-    pub unsafe fn from_raw(ptr: NonNull<ffi::PyObject>) -> Self {
-        PyOwned(ptr)
-    }
-
     /// Converts into a `Bound` that owns this reference, without deferring anything.
     #[inline]
     pub fn into_bound(self, py: Python<'_>) -> Bound<'_, PyAny> {
