@@ -255,11 +255,12 @@ def _land_from_task(state: AsyncState, slot: Slot, flight: _Flight, **outcome: A
     try:
         _land(state, slot, flight, **outcome)
     except Exception as exc:
+        # No "task" in the context: since 3.12 the loop would run the handler in the
+        # task's context, which is the one running this very code.
         asyncio.get_running_loop().call_exception_handler(
             {
                 "message": "moka_py: a finished aget_with computation could not be unregistered",
                 "exception": exc,
-                "task": asyncio.current_task(),
             }
         )
 
