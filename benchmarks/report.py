@@ -444,7 +444,7 @@ def markdown(results: dict[str, Any]) -> str:
         "## Reproduce",
         "",
         "```sh",
-        "nox -s bench               # full run, Rust engine bench included (about 25 minutes on 2 cores)",
+        "nox -s bench               # full run, Rust engine bench included (about 25 minutes)",
         "nox -s bench -- --quick    # every library and case, fewer rounds (under 5 minutes)",
         "python benchmarks/run.py --help",
         "```",
