@@ -603,17 +603,7 @@ impl Store {
             return;
         }
         let still_there = engine.timed || engine.cache.contains_key(&SlotKey(slot));
-        let new_node = Node::new(
-            PyOwned::new(key),
-            PyOwned::new(value),
-            weight,
-            probe,
-            expiry,
-        );
-        engine
-            .cache
-            .insert(EngineKey::new(slot, &new_node), new_node);
-        self.queued_write();
+        self.insert_node(engine, key, hash, probe, value, weight, expiry);
         if still_there {
             self.admit_weight(
                 engine,
@@ -655,6 +645,23 @@ impl Store {
             }
             return;
         }
+        self.insert_node(engine, key, hash, probe, value, weight, expiry);
+        self.admit_weight(engine, u64::from(weight));
+    }
+
+    /// The engine insert shared by new entries and replacements: a node for `key` and
+    /// `value` at probe `probe` of `hash`.
+    #[allow(clippy::too_many_arguments)]
+    fn insert_node(
+        &self,
+        engine: &Engine,
+        key: &Bound<'_, PyAny>,
+        hash: isize,
+        probe: u32,
+        value: &Bound<'_, PyAny>,
+        weight: u32,
+        expiry: Option<EntryExpiry>,
+    ) {
         let node = Node::new(
             PyOwned::new(key),
             PyOwned::new(value),
@@ -662,11 +669,9 @@ impl Store {
             probe,
             expiry,
         );
-        engine
-            .cache
-            .insert(EngineKey::new(Slot::new(hash, probe), &node), node);
+        let slot = Slot::new(hash, probe);
+        engine.cache.insert(EngineKey::new(slot, &node), node);
         self.queued_write();
-        self.admit_weight(engine, u64::from(weight));
     }
 
     /// Keeps the held weight within the capacity after `added` more weight.
