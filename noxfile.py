@@ -30,7 +30,7 @@ SUPPORTED = [
 ]
 
 nox.options.default_venv_backend = "uv|virtualenv"
-nox.options.sessions = ["tests", "lint", "typecheck"]
+nox.options.sessions = ["tests", "lint", "typecheck", "rust"]
 # A missing interpreter is skipped with a warning on a developer's machine and is an error on
 # GitHub Actions, where setup-python provides every one of them. `.ci/run` sets CI=true on a
 # machine without free-threaded builds, so the rule keys on GITHUB_ACTIONS, not on CI.
@@ -126,6 +126,14 @@ def stress(session: nox.Session) -> None:
     install_package(session)
     session.install(*group("test"))
     session.run("pytest", "-m", "stress", *session.posargs)
+
+
+@nox.session
+def rust(session: nox.Session) -> None:
+    """The pure-Rust unit tests (`cargo test --lib`): slots, nodes, durations, expiry, stats."""
+    # pyo3's build script needs an interpreter, and the test binary links against it.
+    env = {"PYO3_PYTHON": session_python(session), "CARGO_TARGET_DIR": str(TARGET_DIR)}
+    session.run("cargo", "test", "--lib", *session.posargs, external=True, env=env)
 
 
 @nox.session
