@@ -588,31 +588,27 @@ impl Store {
         weight: u32,
         expiry: Option<EntryExpiry>,
     ) {
-        let slot = Slot::new(hash, probe);
+        if !engine.timed && !engine.cache.contains_key(&SlotKey(Slot::new(hash, probe))) {
+            // On a plain engine, the read that found `node` may have run maintenance
+            // that evicted it. Its slot is free again and the plain books must count
+            // this write as a new entry, so it is inserted as one.
+            self.insert_at(engine, key, hash, probe, value, weight, expiry);
+            return;
+        }
         #[cfg(not(Py_GIL_DISABLED))]
         if !engine.timed && self.weigher.is_none() {
             // A plain engine keeps no per-entry state that a write must refresh (no
             // ttl, no listener, weight always 1), so swapping the value in place is a
             // complete update, and the read just recorded moved the entry up in the
-            // policy's order as an insert would. That read may also have run
-            // maintenance that evicted this very entry: if so, insert it afresh.
+            // policy's order as an insert would.
             drop(node.replace_value(key.py(), PyOwned::new(value)));
-            if !engine.cache.contains_key(&SlotKey(slot)) {
-                self.insert_at(engine, key, hash, probe, value, weight, expiry);
-            }
             return;
         }
-        let still_there = engine.timed || engine.cache.contains_key(&SlotKey(slot));
         self.insert_node(engine, key, hash, probe, value, weight, expiry);
-        if still_there {
-            self.admit_weight(
-                engine,
-                u64::from(weight).saturating_sub(u64::from(node.weight())),
-            );
-        } else {
-            self.plain.inserted.add(1);
-            self.admit_weight(engine, u64::from(weight));
-        }
+        self.admit_weight(
+            engine,
+            u64::from(weight).saturating_sub(u64::from(node.weight())),
+        );
     }
 
     /// Inserts a new entry at `probe`.
