@@ -75,6 +75,7 @@ impl Node {
         self.meta.extra().and_then(|extra| extra.expiry.as_ref())
     }
 
+    /// A new reference to the current value.
     #[inline]
     pub fn value<'py>(&self, py: Python<'py>) -> Bound<'py, PyAny> {
         self.value.get(py)
@@ -242,35 +243,36 @@ impl Meta {
         Meta(extra.map_addr(|a| a | if reads_matter { READS_MATTER } else { 0 }))
     }
 
+    /// The packed word of an inline `Meta`, or the box of the others.
     #[inline]
-    fn inline(&self) -> Option<u64> {
+    fn unpack(&self) -> Result<u64, &Extra> {
         let word = self.0.addr();
-        (word & INLINE != 0).then_some(word as u64)
+        if word & INLINE != 0 {
+            return Ok(word as u64);
+        }
+        // SAFETY: an untagged word is the pointer `Box::into_raw` gave in `Meta::new`,
+        // with at most READS_MATTER added; the box lives as long as `self`.
+        Err(unsafe { &*self.0.map_addr(|a| a & !TAGS) })
     }
 
     #[inline]
     fn extra(&self) -> Option<&Extra> {
-        if self.0.addr() & INLINE != 0 {
-            return None;
-        }
-        // SAFETY: an untagged word is the pointer `Box::into_raw` gave in `Meta::new`,
-        // with at most READS_MATTER added; the box lives as long as `self`.
-        Some(unsafe { &*self.0.map_addr(|a| a & !TAGS) })
+        self.unpack().err()
     }
 
     #[inline]
     fn weight(&self) -> u32 {
-        match self.inline() {
-            Some(word) => (word >> 32) as u32,
-            None => self.extra().map_or(0, |extra| extra.weight),
+        match self.unpack() {
+            Ok(word) => (word >> 32) as u32,
+            Err(extra) => extra.weight,
         }
     }
 
     #[inline]
     fn probe(&self) -> u32 {
-        match self.inline() {
-            Some(word) => ((word >> 2) & ((1 << PROBE_BITS) - 1)) as u32,
-            None => self.extra().map_or(0, |extra| extra.probe),
+        match self.unpack() {
+            Ok(word) => ((word >> 2) & ((1 << PROBE_BITS) - 1)) as u32,
+            Err(extra) => extra.probe,
         }
     }
 
@@ -283,7 +285,7 @@ impl Meta {
 impl Drop for Meta {
     fn drop(&mut self) {
         if self.0.addr() & INLINE == 0 {
-            // SAFETY: as in `extra`; the box is dropped once, with its node.
+            // SAFETY: as in `unpack`; the box is dropped once, with its node.
             drop(unsafe { Box::from_raw(self.0.map_addr(|a| a & !TAGS)) });
         }
     }
@@ -303,7 +305,7 @@ mod tests {
     fn weight_and_probe_pack_into_the_word() {
         for (weight, probe) in [(0, 0), (1, 0), (u32::MAX, 0), (7, (1 << PROBE_BITS) - 1)] {
             let meta = Meta::new(weight, probe, None);
-            assert!(meta.inline().is_some());
+            assert!(meta.unpack().is_ok());
             assert!(meta.extra().is_none());
             assert_eq!((meta.weight(), meta.probe()), (weight, probe));
             assert!(!meta.reads_matter());
@@ -313,7 +315,7 @@ mod tests {
     #[test]
     fn large_probes_and_expiry_state_go_to_the_box() {
         let meta = Meta::new(u32::MAX, 1 << PROBE_BITS, None);
-        assert!(meta.inline().is_none());
+        assert!(meta.unpack().is_err());
         assert_eq!((meta.weight(), meta.probe()), (u32::MAX, 1 << PROBE_BITS));
         assert!(meta.extra().is_some_and(|extra| extra.expiry.is_none()));
 
