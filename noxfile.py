@@ -91,6 +91,15 @@ def install_package(session: nox.Session, *, release: bool = False) -> None:
     session.install(".", env=RELEASE_BUILD_ENV if release else FAST_BUILD_ENV)
 
 
+def cargo_env(session: nox.Session) -> dict[str, str]:
+    """Environment for cargo commands that compile pyo3 against this session's interpreter.
+
+    pyo3's build script needs an interpreter, and test binaries link against it; the dependency
+    builds are shared through TARGET_DIR.
+    """
+    return {"PYO3_PYTHON": session_python(session), "CARGO_TARGET_DIR": str(TARGET_DIR)}
+
+
 def session_python(session: nox.Session) -> str:
     """The path of the session virtualenv's interpreter."""
     bin_dir = Path(session.bin)
@@ -131,9 +140,8 @@ def stress(session: nox.Session) -> None:
 @nox.session
 def rust(session: nox.Session) -> None:
     """The pure-Rust unit tests (`cargo test --lib`): slots, nodes, durations, expiry, stats."""
-    # pyo3's build script needs an interpreter, and the test binary links against it.
-    env = {"PYO3_PYTHON": session_python(session), "CARGO_TARGET_DIR": str(TARGET_DIR)}
-    session.run("cargo", "test", "--lib", *session.posargs, external=True, env=env)
+    # The test binary links against the session's interpreter (see cargo_env).
+    session.run("cargo", "test", "--lib", *session.posargs, external=True, env=cargo_env(session))
 
 
 @nox.session
@@ -143,11 +151,10 @@ def lint(session: nox.Session) -> None:
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
     session.run("cargo", "fmt", "--all", "--check", external=True)
-    # pyo3's build script needs an interpreter; give it this session's.
-    clippy_env = {"PYO3_PYTHON": session_python(session), "CARGO_TARGET_DIR": str(TARGET_DIR)}
     session.run(
-        "cargo", "clippy", "--all-targets", "--", "-D", "warnings", external=True, env=clippy_env
-    )
+        "cargo", "clippy", "--all-targets", "--", "-D", "warnings",
+        external=True, env=cargo_env(session),
+    )  # fmt: skip
     session.run("zizmor", "--offline", ".github/workflows")
     run_actionlint(session)
 
