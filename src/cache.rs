@@ -42,7 +42,7 @@ pub struct Moka {
 }
 
 impl Moka {
-    fn unconfigured() -> Moka {
+    pub(crate) fn unconfigured() -> Moka {
         Moka {
             store: OnceLock::new(),
             async_state: PyOnceLock::new(),

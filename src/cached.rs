@@ -1,4 +1,5 @@
-//! The hot path of `@cached`: building the key and looking it up in one native call.
+//! The hot path of `@cached`: building the key and looking it up in one native call
+//! (reached without an argument tuple on CPython, see `vectorcall.rs`).
 //!
 //! `moka_py.cached` (Python, `_cached.py`) decides the configuration and wraps sync
 //! functions in a [`CachedFunction`]; async functions get a Python `async def`
@@ -17,6 +18,7 @@ use crate::keys;
 use crate::settle::Settle;
 use crate::stats::Counter;
 use crate::store::{EntryOptions, Store};
+use crate::vectorcall;
 
 /// Separates positional from keyword arguments inside a key, like `lru_cache`'s.
 fn keyword_mark(py: Python<'_>) -> &Bound<'_, PyAny> {
@@ -37,6 +39,8 @@ fn keyword_mark(py: Python<'_>) -> &Bound<'_, PyAny> {
 /// function and caches what it returns (exceptions are never cached).
 #[pyclass(frozen, module = "moka_py", dict, weakref)]
 pub struct CachedFunction {
+    /// Where CPython finds this wrapper's vectorcall function (see `vectorcall.rs`).
+    vectorcall: vectorcall::Slot,
     func: Py<PyAny>,
     cache: Py<Moka>,
     /// `maxsize` as given (any int, as `lru_cache` accepts), for `cache_info()`,
@@ -93,6 +97,93 @@ impl CachedFunction {
         Ok(PyTuple::new(py, items)?.into_any())
     }
 
+    /// An instance that is never called, for `vectorcall::install` to measure.
+    #[cfg(not(any(PyPy, GraalPy)))]
+    pub(crate) fn placeholder(py: Python<'_>) -> PyResult<Self> {
+        Ok(CachedFunction {
+            vectorcall: vectorcall::SLOT,
+            func: py.None(),
+            cache: Py::new(py, Moka::unconfigured())?,
+            maxsize: None,
+            disabled: false,
+            typed: false,
+            key: None,
+            wait_concurrent: false,
+            hits: Counter::default(),
+            misses: Counter::default(),
+        })
+    }
+
+    #[cfg(not(any(PyPy, GraalPy)))]
+    pub(crate) fn vectorcall_slot(&self) -> &vectorcall::Slot {
+        &self.vectorcall
+    }
+
+    /// A call, with its arguments as `__call__` receives them.
+    pub(crate) fn call<'py>(
+        &self,
+        args: &Bound<'py, PyTuple>,
+        kwargs: Option<&Bound<'py, PyDict>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let py = args.py();
+        let _settle = Settle::new(py);
+        if self.disabled {
+            self.misses.add(1);
+            return self.call_wrapped(args, kwargs);
+        }
+        let key = self.make_key(args, kwargs)?;
+        self.answer(&key, || Ok(args.clone()), kwargs)
+    }
+
+    /// Whether a call with this one positional argument and no keywords is its own
+    /// key (the common case `vectorcall.rs` answers without building a tuple).
+    #[inline]
+    pub(crate) fn is_own_key(&self, arg: &Bound<'_, PyAny>) -> bool {
+        !self.disabled
+            && !self.typed
+            && self.key.is_none()
+            && (arg.is_exact_instance_of::<PyString>() || arg.is_exact_instance_of::<PyInt>())
+    }
+
+    /// A call `f(arg)` for which [`Self::is_own_key`] holds: the same steps as
+    /// [`Self::call`], with the argument tuple built only on a miss.
+    #[inline]
+    pub(crate) fn call_own_key<'py>(&self, arg: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+        let _settle = Settle::new(arg.py());
+        self.answer(arg, || PyTuple::new(arg.py(), [arg]), None)
+    }
+
+    /// The cached result for `key`, counting a hit; on a miss, counts it, computes the
+    /// result (alone or as the single flight of its key) and stores it. `args` gives
+    /// the call's positional arguments, needed only on a miss.
+    #[inline]
+    fn answer<'py>(
+        &self,
+        key: &Bound<'py, PyAny>,
+        args: impl FnOnce() -> PyResult<Bound<'py, PyTuple>>,
+        kwargs: Option<&Bound<'py, PyDict>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let hash = keys::hash(key)?;
+        let store = self.cache.get().store()?;
+        if let Some(value) = store.get(key, hash)? {
+            self.hits.add(1);
+            return Ok(value);
+        }
+        self.misses.add(1);
+        let args = args()?;
+        if !self.wait_concurrent {
+            return self.call_and_store(store, key, hash, &args, kwargs);
+        }
+        let initializer = || self.call_wrapped(&args, kwargs);
+        match store.load(key, hash, &EntryOptions::default(), initializer) {
+            // Only the flight registry reports `Runtime`: this thread is already
+            // computing this key (the function called itself with the same
+            // arguments). Waiting would never end; like lru_cache, compute again.
+            Err(Error::Runtime(_)) => self.call_and_store(store, key, hash, &args, kwargs),
+            outcome => Ok(outcome?),
+        }
+    }
+
     fn call_wrapped<'py>(
         &self,
         args: &Bound<'py, PyTuple>,
@@ -133,6 +224,7 @@ impl CachedFunction {
             None => false,
         };
         Ok(CachedFunction {
+            vectorcall: vectorcall::SLOT,
             func,
             cache,
             maxsize: maxsize.map(Bound::unbind),
@@ -151,31 +243,7 @@ impl CachedFunction {
         args: &Bound<'py, PyTuple>,
         kwargs: Option<&Bound<'py, PyDict>>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let py = args.py();
-        let _settle = Settle::new(py);
-        if self.disabled {
-            self.misses.add(1);
-            return self.call_wrapped(args, kwargs);
-        }
-        let key = self.make_key(args, kwargs)?;
-        let hash = keys::hash(&key)?;
-        let store = self.cache.get().store()?;
-        if let Some(value) = store.get(&key, hash)? {
-            self.hits.add(1);
-            return Ok(value);
-        }
-        self.misses.add(1);
-        if !self.wait_concurrent {
-            return self.call_and_store(store, &key, hash, args, kwargs);
-        }
-        let initializer = || self.call_wrapped(args, kwargs);
-        match store.load(&key, hash, &EntryOptions::default(), initializer) {
-            // Only the flight registry reports `Runtime`: this thread is already
-            // computing this key (the function called itself with the same
-            // arguments). Waiting would never end; like lru_cache, compute again.
-            Err(Error::Runtime(_)) => self.call_and_store(store, &key, hash, args, kwargs),
-            outcome => Ok(outcome?),
-        }
+        self.call(args, kwargs)
     }
 
     /// Binds the wrapper to an instance, so decorated methods work.

@@ -1,7 +1,8 @@
 //! `moka_py._moka_py`: the native half of moka-py.
 //!
 //! This file only declares the module; each concern lives in its own file:
-//! - `cache.rs`: the `Moka` class; `cached.rs`: the `@cached` wrapper's hot path;
+//! - `cache.rs`: the `Moka` class; `cached.rs`: the `@cached` wrapper's hot path,
+//!   `vectorcall.rs`: calling that wrapper without an argument tuple;
 //! - `store.rs`: the operations, and why they cannot deadlock;
 //! - `engine.rs`: building moka; `keys.rs` + `slot.rs`: the key bridge;
 //! - `expiry.rs`, `listener.rs`, `flights.rs`, `stats.rs`: one feature each;
@@ -26,6 +27,7 @@ mod settle;
 mod slot;
 mod stats;
 mod store;
+mod vectorcall;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -33,6 +35,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[pymodule(gil_used = false)]
 fn _moka_py(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<cache::Moka>()?;
+    vectorcall::install(m.py())?;
     m.add_class::<cached::CachedFunction>()?;
     m.add("VERSION", env!("CARGO_PKG_VERSION"))?;
     Ok(())

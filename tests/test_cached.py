@@ -599,6 +599,93 @@ def test_key_function_errors() -> None:
         cached(key=lambda *a: list(a))(abs)(1)
 
 
+# ----- ways of calling -------------------------------------------------------------------------
+# On CPython the wrapper is also called by vectorcall (src/vectorcall.rs), which answers
+# one str/int argument without an argument tuple and packs every other call as
+# `tp_call` does. Whichever way a call arrives, it must meet the same entry.
+
+
+def _call_ways() -> list[tuple[str, Callable[[Any, Any], Any]]]:
+    ways: list[tuple[str, Callable[[Any, Any], Any]]] = [
+        ("direct", lambda f, x: f(x)),
+        ("tp_call", lambda f, x: type(f).__call__(f, x)),
+        ("star-args", lambda f, x: f(*[x])),
+        ("empty-kwargs", lambda f, x: f(x, **{})),
+        ("map", lambda f, x: next(map(f, [x]))),
+        ("partial", lambda f, x: functools.partial(f, x)()),
+        ("method", lambda f, x: f.__get__(x, type(x))()),
+    ]
+    if sys.version_info >= (3, 11):
+        import operator
+
+        ways.append(("operator.call", lambda f, x: operator.call(f, x)))
+    return ways
+
+
+class StrSub(str):
+    pass
+
+
+@pytest.mark.parametrize("wait_concurrent", [False, True])
+@pytest.mark.parametrize("arg", [7, "seven", 7.0, (7,), StrSub("s")])
+def test_every_way_of_calling_shares_one_entry(arg: Any, wait_concurrent: bool) -> None:
+    calls_made: list[Any] = []
+
+    @cached(maxsize=8, wait_concurrent=wait_concurrent)
+    def ident(x: Any) -> Any:
+        calls_made.append(x)
+        return [x]
+
+    results = [call(ident, arg) for _, call in _call_ways()]
+    assert calls_made == [arg]
+    assert all(r is results[0] for r in results)
+    assert ident.cache_info() == CacheInfo(len(results) - 1, 1, 8, 1)
+    # Like lru_cache: an exact str or int is its own key, anything else is wrapped.
+    key = arg if type(arg) in (int, str) else (arg,)
+    assert list(ident.cache.keys()) == [key]
+    assert ident.cache.get(key) is results[0]
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda f: f(),
+        lambda f: f(1, 2),
+        lambda f: f(x=1),
+        lambda f: f(1, y=2),
+        lambda f: f(*(1, 2), **{"y": 3, "x": 4}),
+    ],
+)
+def test_calls_that_are_not_their_own_key_match_lru_cache(call: Callable[[Any], Any]) -> None:
+    def record(*args: Any, **kwargs: Any) -> Any:
+        return (args, kwargs)
+
+    ours, theirs = cached(maxsize=8)(record), functools.lru_cache(maxsize=8)(record)
+    for _ in range(3):
+        assert call(ours) == call(theirs)
+    assert tuple(ours.cache_info()) == tuple(theirs.cache_info())
+
+
+def test_vectorcall_errors_reach_the_caller_unchanged() -> None:
+    @cached
+    def needs_one(x: int) -> int:
+        return x
+
+    with pytest.raises(TypeError, match="unexpected keyword argument"):
+        needs_one(1, z=2)
+    with pytest.raises(TypeError, match="unhashable type: 'list'"):
+        needs_one([1])
+    assert needs_one.cache_info().currsize == 0
+
+
+@pytest.mark.skipif(
+    platform.python_implementation() != "CPython", reason="PyPy keeps tp_call (src/vectorcall.rs)"
+)
+def test_wrapper_type_takes_vectorcall_on_cpython() -> None:
+    have_vectorcall = 1 << 11  # Py_TPFLAGS_HAVE_VECTORCALL
+    assert CachedFunction.__flags__ & have_vectorcall
+
+
 # ----- recursion and re-entrancy --------------------------------------------------------------
 
 

@@ -1,0 +1,127 @@
+//! Calling a `@cached` wrapper without packing its arguments into a tuple (PEP 590).
+//!
+//! PyO3 gives a class's `__call__` only the `tp_call` slot (PyO3 issue #4252), so for
+//! every `f(x)` CPython builds a tuple `(x,)` and PyO3 unpacks it again. The wrapper
+//! therefore also accepts vectorcall: its type advertises `Py_TPFLAGS_HAVE_VECTORCALL`
+//! and every instance holds [`SLOT`] at the offset the type names. The common call,
+//! one `str` or `int` argument and no keywords, goes straight to the lookup; every
+//! other call is packed as `tp_call` would have packed it and runs the same code as
+//! `__call__`, so both entry points behave alike (PEP 590 requires that).
+//!
+//! PyPy and GraalPy emulate CPython's type objects; there the wrapper keeps `tp_call`.
+
+use pyo3::prelude::*;
+#[cfg(not(any(PyPy, GraalPy)))]
+use pyo3::{ffi, panic::PanicException, types::PyDict, types::PyTuple, Borrowed};
+
+use crate::cached::CachedFunction;
+
+/// What each wrapper stores for CPython to find (`None`: calls use `tp_call`).
+#[cfg(not(any(PyPy, GraalPy)))]
+pub type Slot = Option<ffi::vectorcallfunc>;
+#[cfg(any(PyPy, GraalPy))]
+pub type Slot = Option<()>;
+
+#[cfg(not(any(PyPy, GraalPy)))]
+pub const SLOT: Slot = Some(call);
+#[cfg(any(PyPy, GraalPy))]
+pub const SLOT: Slot = None;
+
+/// Makes `CachedFunction` instances callable by vectorcall. Runs once, from the
+/// module's initialization, before any other code can see the type.
+#[cfg(not(any(PyPy, GraalPy)))]
+pub fn install(py: Python<'_>) -> PyResult<()> {
+    // Where the slot sits inside an instance: measured on a throwaway one, since
+    // PyO3 does not publish its object layout.
+    let probe = Bound::new(py, CachedFunction::placeholder(py)?)?;
+    let offset =
+        (probe.get().vectorcall_slot() as *const Slot as isize) - (probe.as_ptr() as isize);
+    let ty = py.get_type::<CachedFunction>();
+    // SAFETY: `ty` is CachedFunction's heap type, fully initialized and not yet
+    // published (the module is still being initialized); every instance stores
+    // `SLOT`, a valid vectorcall function, at `offset`, and the type keeps its
+    // `tp_call`, which gives the same results.
+    unsafe {
+        let raw = ty.as_type_ptr();
+        (*raw).tp_vectorcall_offset = offset;
+        (*raw).tp_flags |= ffi::Py_TPFLAGS_HAVE_VECTORCALL;
+    }
+    Ok(())
+}
+
+#[cfg(any(PyPy, GraalPy))]
+pub fn install(_py: Python<'_>) -> PyResult<()> {
+    Ok(())
+}
+
+/// The vectorcall entry point: `callable(*args[..nargs], **dict(zip(kwnames, rest)))`.
+#[cfg(not(any(PyPy, GraalPy)))]
+unsafe extern "C" fn call(
+    callable: *mut ffi::PyObject,
+    args: *const *mut ffi::PyObject,
+    nargsf: usize,
+    kwnames: *mut ffi::PyObject,
+) -> *mut ffi::PyObject {
+    // SAFETY: CPython makes vectorcalls from an attached thread.
+    let py = unsafe { Python::assume_attached() };
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        // SAFETY: CPython passes our own instance and a valid argument vector.
+        unsafe { dispatch(py, callable, args, nargsf, kwnames) }
+    }));
+    match outcome {
+        Ok(Ok(result)) => result.into_ptr(),
+        Ok(Err(err)) => {
+            err.restore(py);
+            std::ptr::null_mut()
+        }
+        Err(_) => {
+            PanicException::new_err("a moka_py CachedFunction call panicked").restore(py);
+            std::ptr::null_mut()
+        }
+    }
+}
+
+/// # Safety
+/// `callable` is a `CachedFunction`; `args` holds `nargs` positional arguments
+/// followed by one value per name in `kwnames` (a tuple, or null for none).
+#[cfg(not(any(PyPy, GraalPy)))]
+unsafe fn dispatch<'py>(
+    py: Python<'py>,
+    callable: *mut ffi::PyObject,
+    args: *const *mut ffi::PyObject,
+    nargsf: usize,
+    kwnames: *mut ffi::PyObject,
+) -> PyResult<Bound<'py, PyAny>> {
+    // SAFETY: see the function's contract.
+    unsafe {
+        let wrapper = Borrowed::from_ptr(py, callable).cast_unchecked::<CachedFunction>();
+        let this = wrapper.get();
+        let nargs = ffi::PyVectorcall_NARGS(nargsf) as usize;
+        let names = (!kwnames.is_null())
+            .then(|| Borrowed::from_ptr(py, kwnames).cast_unchecked::<PyTuple>());
+        let nkw = names.as_ref().map_or(0, |names| names.len());
+        let all: &[*mut ffi::PyObject] = if nargs + nkw == 0 {
+            &[]
+        } else {
+            std::slice::from_raw_parts(args, nargs + nkw)
+        };
+        if nargs == 1 && nkw == 0 {
+            let only = Borrowed::from_ptr(py, all[0]);
+            if this.is_own_key(&only) {
+                return this.call_own_key(&only);
+            }
+        }
+        let positional = PyTuple::new(py, all[..nargs].iter().map(|&p| Borrowed::from_ptr(py, p)))?;
+        let kwargs = match names {
+            Some(names) if nkw > 0 => {
+                let kwargs = PyDict::new(py);
+                for (name, &value) in names.iter().zip(&all[nargs..]) {
+                    kwargs.set_item(name, Borrowed::from_ptr(py, value))?;
+                }
+                Some(kwargs)
+            }
+            _ => None,
+        };
+        this.call(&positional, kwargs.as_ref())
+    }
+}
