@@ -64,10 +64,20 @@ unsafe extern "C" fn call(
 ) -> *mut ffi::PyObject {
     // SAFETY: CPython makes vectorcalls from an attached thread.
     let py = unsafe { Python::assume_attached() };
+    // `tp_call` counted each call against the recursion limit; so does this path, so
+    // a runaway recursive cached function still ends in RecursionError at the same depth.
+    // SAFETY: attached; the message is a NUL-terminated static string.
+    if unsafe { ffi::Py_EnterRecursiveCall(c" while calling a moka_py.CachedFunction".as_ptr()) }
+        != 0
+    {
+        return std::ptr::null_mut();
+    }
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         // SAFETY: CPython passes our own instance and a valid argument vector.
         unsafe { dispatch(py, callable, args, nargsf, kwnames) }
     }));
+    // SAFETY: paired with the successful `Py_EnterRecursiveCall` above.
+    unsafe { ffi::Py_LeaveRecursiveCall() };
     match outcome {
         Ok(Ok(result)) => result.into_ptr(),
         Ok(Err(err)) => {

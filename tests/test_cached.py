@@ -679,6 +679,26 @@ def test_vectorcall_errors_reach_the_caller_unchanged() -> None:
 
 
 @pytest.mark.skipif(
+    platform.python_implementation() != "CPython",
+    reason="on PyPy lru_cache is pure Python, so its recursion depth is not comparable",
+)
+@pytest.mark.parametrize("wait_concurrent", [False, True])
+def test_runaway_recursion_stops_at_lru_caches_depth(wait_concurrent: bool) -> None:
+    def runaway(decorator: Callable[[Any], Any]) -> int:
+        @decorator
+        def f(n: int) -> int:
+            return f(n + 1)
+
+        with pytest.raises(RecursionError):
+            f(0)
+        return f.cache_info().misses
+
+    ours = runaway(cached(maxsize=None, wait_concurrent=wait_concurrent))
+    assert ours == runaway(functools.lru_cache(maxsize=None))
+    assert 0 < ours < sys.getrecursionlimit()
+
+
+@pytest.mark.skipif(
     platform.python_implementation() != "CPython", reason="PyPy keeps tp_call (src/vectorcall.rs)"
 )
 def test_wrapper_type_takes_vectorcall_on_cpython() -> None:

@@ -270,6 +270,20 @@ DANGEROUS: dict[str, tuple[str, str]] = {
         "c.get_with(0, lambda: load(0))",
         "RecursionError",
     ),
+    "unbounded recursion through a cached function": (
+        "from moka_py import cached\n"
+        "@cached(maxsize=None)\n"
+        "def f(n): return f(n + 1)\n"
+        "f(0)",
+        "RecursionError",
+    ),
+    "unbounded recursion through a single-flight cached function": (
+        "from moka_py import cached\n"
+        "@cached(maxsize=None, wait_concurrent=True)\n"
+        "def f(n): return f(n + 1)\n"
+        "f(0)",
+        "RecursionError",
+    ),
     "unbounded recursion through the listener": (
         "import itertools, sys\n"
         "seen = []\n"
