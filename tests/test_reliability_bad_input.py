@@ -271,10 +271,7 @@ DANGEROUS: dict[str, tuple[str, str]] = {
         "RecursionError",
     ),
     "unbounded recursion through a cached function": (
-        "from moka_py import cached\n"
-        "@cached(maxsize=None)\n"
-        "def f(n): return f(n + 1)\n"
-        "f(0)",
+        "from moka_py import cached\n@cached(maxsize=None)\ndef f(n): return f(n + 1)\nf(0)",
         "RecursionError",
     ),
     "unbounded recursion through a single-flight cached function": (
