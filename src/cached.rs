@@ -33,6 +33,13 @@ fn keyword_mark(py: Python<'_>) -> &Bound<'_, PyAny> {
     .bind(py)
 }
 
+/// Whether a lone positional argument is its own key: an exact `str` or `int`, the
+/// types `lru_cache` does not wrap in a tuple (its `fasttypes`).
+#[inline]
+fn is_own_key_type(arg: &Bound<'_, PyAny>) -> bool {
+    arg.is_exact_instance_of::<PyString>() || arg.is_exact_instance_of::<PyInt>()
+}
+
 /// The object returned by `@cached` for a regular (sync) function.
 ///
 /// Calling it returns the cached result for equal arguments, or calls the wrapped
@@ -70,7 +77,7 @@ impl CachedFunction {
         if !self.typed && kwargs.is_none() {
             if args.len() == 1 {
                 let only = args.get_item(0)?;
-                if only.is_exact_instance_of::<PyString>() || only.is_exact_instance_of::<PyInt>() {
+                if is_own_key_type(&only) {
                     return Ok(only);
                 }
             }
@@ -100,18 +107,8 @@ impl CachedFunction {
     /// An instance that is never called, for `vectorcall::install` to measure.
     #[cfg(not(any(PyPy, GraalPy)))]
     pub(crate) fn placeholder(py: Python<'_>) -> PyResult<Self> {
-        Ok(CachedFunction {
-            vectorcall: vectorcall::SLOT,
-            func: py.None(),
-            cache: Py::new(py, Moka::unconfigured())?,
-            maxsize: None,
-            disabled: false,
-            typed: false,
-            key: None,
-            wait_concurrent: false,
-            hits: Counter::default(),
-            misses: Counter::default(),
-        })
+        let cache = Py::new(py, Moka::unconfigured())?;
+        CachedFunction::new(py.None(), cache, None, false, None, false)
     }
 
     #[cfg(not(any(PyPy, GraalPy)))]
@@ -139,10 +136,7 @@ impl CachedFunction {
     /// key (the common case `vectorcall.rs` answers without building a tuple).
     #[inline]
     pub(crate) fn is_own_key(&self, arg: &Bound<'_, PyAny>) -> bool {
-        !self.disabled
-            && !self.typed
-            && self.key.is_none()
-            && (arg.is_exact_instance_of::<PyString>() || arg.is_exact_instance_of::<PyInt>())
+        !self.disabled && !self.typed && self.key.is_none() && is_own_key_type(arg)
     }
 
     /// A call `f(arg)` for which [`Self::is_own_key`] holds: the same steps as
