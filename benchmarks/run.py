@@ -5,8 +5,9 @@
     python benchmarks/run.py --only get_hit,memory
     python benchmarks/run.py --from-json benchmarks/results/latest.json   re-render only
 
-Sections: ops (the single-thread cases, or name cases one by one), threads,
-memory, hitratio, engine. A run of every section (quick or full) rewrites the
+Sections: ops (the single-thread cases, or name cases one by one), hotset (the
+headline cases again with lookups on 100 hot keys: this tree, 0.5.0, lru_cache),
+threads, memory, hitratio, engine. A run of every section (quick or full) rewrites the
 page and charts; an --only run writes JSON alone unless --write-docs is given.
 """
 
@@ -30,7 +31,7 @@ from benchmarks.timing import Runner, run_interleaved, summarize
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
 HASH_SEED = "0"
-SECTIONS = ("ops", "threads", "memory", "hitratio", "engine")
+SECTIONS = ("ops", "hotset", "threads", "memory", "hitratio", "engine")
 
 
 class Settings:
@@ -62,9 +63,12 @@ def _ensure_hash_seed() -> None:
 
 
 def run_ops(
-    adapters: list[peers.Adapter], selected: list[cases.Case], st: Settings
+    adapters: list[peers.Adapter],
+    selected: list[cases.Case],
+    st: Settings,
+    params: cases.Params | None = None,
 ) -> dict[str, Any]:
-    params = cases.Params()
+    params = params or cases.Params()
     out: dict[str, Any] = {}
     for i, case in enumerate(selected, 1):
         t0 = time.perf_counter()
@@ -100,8 +104,9 @@ def run_ops(
             "entries": entries,
             "skipped": skipped,
         }
+        name = ("hot " if params.hot else "") + case.name
         say(
-            f"[{i:2}/{len(selected)}] {case.name:<17} {report.progress_line(out[case.name])}  "
+            f"[{i:2}/{len(selected)}] {name:<17} {report.progress_line(out[case.name])}  "
             f"({time.perf_counter() - t0:4.1f}s)"
         )
     return out
@@ -278,6 +283,10 @@ def main(argv: list[str] | None = None) -> int:
     if "ops" in sections:
         timed("cases", run_ops, adapters, selected, st)
         timed("floor", run_floor, st)
+    if "hotset" in sections:
+        hot_libs = [a for a in adapters if a.id in (report.OURS, report.BASE, report.LRU)]
+        hot_cases = [c for c in cases.CASES if c.name in cases.HOT_CASES]
+        timed("hotset", run_ops, hot_libs, hot_cases, st, cases.Params(hot=cases.HOT_SET))
     if "threads" in sections:
         timed("threads", run_threads, adapters, st)
     if "memory" in sections:
