@@ -186,7 +186,8 @@ def _hotset_section(results: dict[str, Any]) -> list[str]:
         "",
         "The headline cases again, on the same full 10,000-entry caches, with every lookup "
         "going to one of 100 keys (shuffled), so the entries they touch stay in the CPU's "
-        "caches. This separates the binding's own cost from the cost of reaching cold memory."
+        "caches; median ns per operation. This separates the binding's own cost from the cost of "
+        "reaching cold memory."
         + gap
         + " The reference figures of the design (lru_cache about 37 ns per hit, 0.5.0's "
         "`@cached` about 300 ns) are of this kind.",
