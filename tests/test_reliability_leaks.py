@@ -561,6 +561,11 @@ RSS_FIGURES: dict[str, tuple[float, float]] = {}
 
 
 def run_churn(name: str, cache: Moka[Any, Any], inserts: int, slack_mib: float) -> None:
+    if sys.implementation.name == "pypy":
+        # PyPy's GC heap grows in steps for millions of inserts before it levels off
+        # (measured: +36, +14, then +0 MiB per million outside pytest, more inside), so
+        # RSS cannot tell a leak from it there; CPython runs this check.
+        pytest.skip("PyPy's GC heap growth hides a leak from RSS")
     churn(cache, 0, 100_000)  # warm up: the engine's tables and the allocators settle
     before = rss_mib()
     churn(cache, 100_000, inserts)
