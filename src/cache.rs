@@ -392,7 +392,7 @@ impl Moka {
 
     /// Returns the value of `key`, or `default` if it is absent (or expired).
     #[pyo3(signature = (key, default=None))]
-    fn get<'py>(
+    pub(crate) fn get<'py>(
         &self,
         key: &Bound<'py, PyAny>,
         default: Option<Bound<'py, PyAny>>,
@@ -414,7 +414,7 @@ impl Moka {
     /// cached. Calling `get_with` for the same key from inside its own initializer
     /// raises `RuntimeError`.
     #[pyo3(signature = (key, initializer, ttl=None, tti=None))]
-    fn get_with<'py>(
+    pub(crate) fn get_with<'py>(
         &self,
         key: &Bound<'py, PyAny>,
         initializer: &Bound<'py, PyAny>,

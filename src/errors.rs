@@ -60,3 +60,27 @@ impl From<Error> for PyErr {
 pub fn fetch(py: Python<'_>) -> Error {
     Error::Python(PyErr::fetch(py))
 }
+
+/// Hands the outcome of a raw C entry point (one PyO3's trampoline does not wrap, see
+/// `vectorcall.rs` and `fastcall.rs`) back to CPython: a new reference, or null with
+/// the exception set. A panic becomes `PanicException`, as under PyO3's trampoline.
+#[cfg(not(any(PyPy, GraalPy)))]
+#[inline]
+pub fn into_return(
+    py: Python<'_>,
+    outcome: std::thread::Result<PyResult<Bound<'_, PyAny>>>,
+    what: &str,
+) -> *mut pyo3::ffi::PyObject {
+    match outcome {
+        Ok(Ok(result)) => result.into_ptr(),
+        Ok(Err(err)) => {
+            err.restore(py);
+            std::ptr::null_mut()
+        }
+        Err(_) => {
+            pyo3::panic::PanicException::new_err(format!("a moka_py {what} call panicked"))
+                .restore(py);
+            std::ptr::null_mut()
+        }
+    }
+}

@@ -1,7 +1,8 @@
 //! `moka_py._moka_py`: the native half of moka-py.
 //!
 //! This file only declares the module; each concern lives in its own file:
-//! - `cache.rs`: the `Moka` class; `cached.rs`: the `@cached` wrapper's hot path,
+//! - `cache.rs`: the `Moka` class, `fastcall.rs`: its `get` without PyO3's
+//!   argument parsing; `cached.rs`: the `@cached` wrapper's hot path,
 //!   `vectorcall.rs`: calling that wrapper without an argument tuple;
 //! - `store.rs`: the operations, and why they cannot deadlock;
 //! - `engine.rs`: building moka; `keys.rs` + `slot.rs`: the key bridge;
@@ -18,6 +19,7 @@ mod duration;
 mod engine;
 mod errors;
 mod expiry;
+mod fastcall;
 mod flights;
 mod keys;
 mod listener;
@@ -35,6 +37,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[pymodule(gil_used = false)]
 fn _moka_py(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<cache::Moka>()?;
+    fastcall::install(m.py())?;
     vectorcall::install(m.py())?;
     m.add_class::<cached::CachedFunction>()?;
     m.add("VERSION", env!("CARGO_PKG_VERSION"))?;

@@ -12,7 +12,7 @@
 
 use pyo3::prelude::*;
 #[cfg(not(any(PyPy, GraalPy)))]
-use pyo3::{ffi, panic::PanicException, types::PyDict, types::PyTuple, Borrowed};
+use pyo3::{ffi, types::PyDict, types::PyTuple, Borrowed};
 
 use crate::cached::CachedFunction;
 
@@ -78,17 +78,7 @@ unsafe extern "C" fn call(
     }));
     // SAFETY: paired with the successful `Py_EnterRecursiveCall` above.
     unsafe { ffi::Py_LeaveRecursiveCall() };
-    match outcome {
-        Ok(Ok(result)) => result.into_ptr(),
-        Ok(Err(err)) => {
-            err.restore(py);
-            std::ptr::null_mut()
-        }
-        Err(_) => {
-            PanicException::new_err("a moka_py CachedFunction call panicked").restore(py);
-            std::ptr::null_mut()
-        }
-    }
+    crate::errors::into_return(py, outcome, "CachedFunction")
 }
 
 /// # Safety
