@@ -63,7 +63,7 @@ pub fn fetch(py: Python<'_>) -> Error {
 
 /// Hands the outcome of a raw C entry point (one PyO3's trampoline does not wrap, see
 /// `vectorcall.rs` and `fastcall.rs`) back to CPython: a new reference, or null with
-/// the exception set. A panic becomes `PanicException`, as under PyO3's trampoline.
+/// the exception set. A panic becomes a `PanicException` naming the call.
 #[cfg(not(any(PyPy, GraalPy)))]
 #[inline]
 pub fn into_return(
@@ -74,13 +74,35 @@ pub fn into_return(
     match outcome {
         Ok(Ok(result)) => result.into_ptr(),
         Ok(Err(err)) => {
-            err.restore(py);
+            raise(py, err);
             std::ptr::null_mut()
         }
         Err(_) => {
-            pyo3::panic::PanicException::new_err(format!("a moka_py {what} call panicked"))
-                .restore(py);
+            let message = format!("a moka_py {what} call panicked");
+            raise(py, pyo3::panic::PanicException::new_err(message));
             std::ptr::null_mut()
         }
+    }
+}
+
+/// Sets `err` as the current exception, from an entry point PyO3 did not wrap.
+///
+/// Restoring an error that was built lazily (ours are) creates the exception and drops
+/// the references PyO3 held to build it. PyO3 releases such references at once only
+/// when it knows the thread is attached, which it learns from its own trampoline;
+/// otherwise they wait in its pool until the next wrapped call. `try_attach` tells it
+/// (the thread is attached already, so this only counts); if the interpreter is
+/// shutting down and PyO3 declines, the references wait instead.
+#[cfg(not(any(PyPy, GraalPy)))]
+#[cold]
+fn raise(py: Python<'_>, err: PyErr) {
+    let mut err = Some(err);
+    Python::try_attach(|py| {
+        if let Some(err) = err.take() {
+            err.restore(py);
+        }
+    });
+    if let Some(err) = err {
+        err.restore(py);
     }
 }

@@ -365,7 +365,11 @@ impl NodeExpiry {
         }
         // moka calls this from `get` with no lock held and we are attached (every
         // engine call is made attached), so running Python here cannot deadlock.
-        Python::attach(|py| match hooks.on_read(py, node, remaining) {
+        // Attaching is cheap when PyO3's trampoline is on the stack; from the entry
+        // points it does not wrap (`fastcall.rs`) it goes through `PyGILState_Ensure`.
+        // PyO3 declines only while the interpreter shuts down: the entry then keeps the
+        // lifetime it has, as if the hook had returned `None`.
+        Python::try_attach(|py| match hooks.on_read(py, node, remaining) {
             Ok(answer) => answer,
             Err(err) => {
                 READ_HOOK_ERROR.with(|slot| {
@@ -374,6 +378,7 @@ impl NodeExpiry {
                 None
             }
         })
+        .flatten()
     }
 }
 

@@ -13,6 +13,13 @@
 //! `__text_signature__`), so `help()` and `inspect.signature` are unchanged, and it
 //! is a method descriptor of `Moka`, so CPython checks `self` before calling it.
 //!
+//! Without PyO3's trampoline, PyO3 does not know the thread is attached, so a `Py<T>`
+//! dropped on these paths would wait in PyO3's pool until the next wrapped call. The
+//! paths hold `Bound` references and [`crate::pyref::PyOwned`] instead, errors are
+//! raised through [`crate::errors::into_return`], which tells PyO3, and
+//! `tests/test_call_shapes.py` checks that nothing is left behind. `vectorcall.rs`
+//! works the same way.
+//!
 //! PyPy and GraalPy emulate CPython's descriptors; there both stay PyO3's.
 
 use pyo3::prelude::*;

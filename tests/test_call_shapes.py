@@ -187,3 +187,61 @@ def test_fast_shapes_take_no_references_for_good() -> None:
         cache.get("absent", default)
         cache.get_with(key, initializer)
     assert [sys.getrefcount(x) for x in (key, default, initializer)] == before
+
+
+@pytest.mark.skipif(sys.implementation.name != "cpython", reason="counts CPython's allocations")
+@pytest.mark.thread_unsafe(reason="counts the process's allocated memory blocks")
+def test_errors_raised_by_fast_shapes_are_released() -> None:
+    class Forgetful(Moka[str, int]):
+        def __init__(self) -> None:  # never calls super().__init__
+            pass
+
+    cache, ready = Forgetful(), full_cache()
+
+    def fail_many() -> None:
+        for _ in range(2000):
+            with pytest.raises(RuntimeError):
+                cache.get("a")
+            with pytest.raises(TypeError):
+                ready.get_with("absent", 5)  # type: ignore[arg-type]
+
+    fail_many()  # warm up: free lists and caches settle
+    before = sys.getallocatedblocks()
+    fail_many()
+    # Each error that was built and not released would hold its message (and more).
+    assert sys.getallocatedblocks() - before < 500
+
+
+def test_read_hooks_run_and_raise_alike_in_every_shape() -> None:
+    class Counted:
+        def __init__(self) -> None:
+            self.reads: list[str] = []
+            self.fail = False
+
+        def expire_after_create(self, key: str, value: int) -> float:
+            return 3600.0
+
+        def expire_after_read(self, key: str, value: int, remaining: float | None) -> float:
+            self.reads.append(key)
+            if self.fail:
+                raise OSError(f"read {key}")
+            return 3600.0
+
+    hooks = Counted()
+    cache: Moka[str, int] = Moka(10, expiry=hooks)
+    cache.set("a", 1)
+    reads = [
+        lambda: cache.get("a"),
+        lambda: cache.get("a", 0),
+        lambda: cache.get(key="a"),
+        lambda: cache.get_with("a", int),
+        lambda: cache.get_with("a", int, ttl=5),
+    ]
+    assert [read() for read in reads] == [1] * len(reads)
+    assert hooks.reads == ["a"] * len(reads)
+    hooks.fail = True
+    for read in reads:
+        with pytest.raises(OSError, match="read a"):
+            read()
+    assert len(hooks.reads) == 2 * len(reads)
+    assert "a" in cache
