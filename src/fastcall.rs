@@ -105,23 +105,18 @@ unsafe extern "C" fn get(
     nargs: ffi::Py_ssize_t,
     kwnames: *mut ffi::PyObject,
 ) -> *mut ffi::PyObject {
-    if !kwnames.is_null() || !(1..=2).contains(&nargs) {
-        // SAFETY: the arguments are as CPython passed them.
-        return unsafe { pass_on(&PYO3_GET, slf, args, nargs, kwnames) };
+    let call = Call {
+        slf,
+        args,
+        nargs,
+        kwnames,
+    };
+    // SAFETY: the arguments are as CPython passed them.
+    unsafe {
+        call.run(&PYO3_GET, "Moka.get", 1..=2, |this, key, default| {
+            this.get(&key, default.map(|default| Bound::clone(&default)))
+        })
     }
-    // SAFETY: CPython calls methods from an attached thread.
-    let py = unsafe { Python::assume_attached() };
-    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        // SAFETY: the descriptor checked that `slf` is a `Moka` (or a subclass);
-        // `args` holds `nargs` borrowed positional arguments.
-        unsafe {
-            let this = Borrowed::from_ptr(py, slf).cast_unchecked::<Moka>();
-            let key = Borrowed::from_ptr(py, *args);
-            let default = (nargs == 2).then(|| Borrowed::from_ptr(py, *args.add(1)).to_owned());
-            this.get().get(&key, default)
-        }
-    }));
-    crate::errors::into_return(py, outcome, "Moka.get")
 }
 
 /// `Moka.get_with(self, key, initializer, ttl=None, tti=None)`.
@@ -132,22 +127,79 @@ unsafe extern "C" fn get_with(
     nargs: ffi::Py_ssize_t,
     kwnames: *mut ffi::PyObject,
 ) -> *mut ffi::PyObject {
-    if !kwnames.is_null() || nargs != 2 {
-        // SAFETY: the arguments are as CPython passed them.
-        return unsafe { pass_on(&PYO3_GET_WITH, slf, args, nargs, kwnames) };
+    let call = Call {
+        slf,
+        args,
+        nargs,
+        kwnames,
+    };
+    // SAFETY: the arguments are as CPython passed them.
+    unsafe {
+        call.run(
+            &PYO3_GET_WITH,
+            "Moka.get_with",
+            2..=2,
+            |this, key, initializer| {
+                let initializer = initializer.expect("two positional arguments");
+                this.get_with(&key, &initializer, None, None)
+            },
+        )
     }
-    // SAFETY: CPython calls methods from an attached thread.
-    let py = unsafe { Python::assume_attached() };
-    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        // SAFETY: as in `get`.
-        unsafe {
-            let this = Borrowed::from_ptr(py, slf).cast_unchecked::<Moka>();
-            let key = Borrowed::from_ptr(py, *args);
-            let initializer = Borrowed::from_ptr(py, *args.add(1));
-            this.get().get_with(&key, &initializer, None, None)
+}
+
+/// A call of a fast entry point, as CPython made it.
+#[cfg(not(any(PyPy, GraalPy)))]
+struct Call {
+    slf: *mut ffi::PyObject,
+    args: *const *mut ffi::PyObject,
+    nargs: ffi::Py_ssize_t,
+    kwnames: *mut ffi::PyObject,
+}
+
+#[cfg(not(any(PyPy, GraalPy)))]
+impl Call {
+    /// Runs `body` on the cache and its one or two positional arguments if the call
+    /// has no keywords and a count of positional arguments in `positional` (within
+    /// 1..=2); hands any other call to PyO3's entry point.
+    ///
+    /// # Safety
+    /// The call is one CPython made to a fast entry point of a `Moka` method.
+    #[inline(always)]
+    unsafe fn run(
+        self,
+        pyo3_entry: &OnceLock<ffi::PyCFunctionFastWithKeywords>,
+        what: &str,
+        positional: std::ops::RangeInclusive<ffi::Py_ssize_t>,
+        body: impl for<'a, 'py> FnOnce(
+            &Moka,
+            Borrowed<'a, 'py, PyAny>,
+            Option<Borrowed<'a, 'py, PyAny>>,
+        ) -> PyResult<Bound<'py, PyAny>>,
+    ) -> *mut ffi::PyObject {
+        let Call {
+            slf,
+            args,
+            nargs,
+            kwnames,
+        } = self;
+        if !kwnames.is_null() || !positional.contains(&nargs) {
+            // SAFETY: see the function's contract.
+            return unsafe { pass_on(pyo3_entry, slf, args, nargs, kwnames) };
         }
-    }));
-    crate::errors::into_return(py, outcome, "Moka.get_with")
+        // SAFETY: CPython calls methods from an attached thread.
+        let py = unsafe { Python::assume_attached() };
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            // SAFETY: the descriptor checked that `slf` is a `Moka` (or a subclass),
+            // and `args` holds `nargs` (1 or 2) borrowed positional arguments.
+            unsafe {
+                let this = Borrowed::from_ptr(py, slf).cast_unchecked::<Moka>();
+                let first = Borrowed::from_ptr(py, *args);
+                let second = (nargs == 2).then(|| Borrowed::from_ptr(py, *args.add(1)));
+                body(this.get(), first, second)
+            }
+        }));
+        crate::errors::into_return(py, outcome, what)
+    }
 }
 
 /// Calls PyO3's own entry point for a call shape the fast path does not handle.
