@@ -1,8 +1,8 @@
 //! `moka_py._moka_py`: the native half of moka-py.
 //!
 //! This file only declares the module; each concern lives in its own file:
-//! - `cache.rs`: the `Moka` class, `fastcall.rs`: its `get` without PyO3's
-//!   argument parsing; `cached.rs`: the `@cached` wrapper's hot path,
+//! - `cache.rs`: the `Moka` class, `fastcall.rs`: its `get` and `get_with`
+//!   without PyO3's argument parsing; `cached.rs`: the `@cached` wrapper's hot path,
 //!   `vectorcall.rs`: calling that wrapper without an argument tuple;
 //! - `store.rs`: the operations, and why they cannot deadlock;
 //! - `engine.rs`: building moka; `keys.rs` + `slot.rs`: the key bridge;

@@ -20,6 +20,13 @@ from moka_py import Moka
 MISSING = object()
 
 
+class Forgetful(Moka[str, int]):
+    """A subclass whose `__init__` never calls `super().__init__`."""
+
+    def __init__(self) -> None:
+        pass
+
+
 def full_cache() -> Moka[str, int]:
     cache: Moka[str, int] = Moka(10)
     cache.set("present", 1)
@@ -161,10 +168,6 @@ def test_subclasses_inherit_and_override_get() -> None:
 
 
 def test_uninitialized_subclass_raises_in_every_shape() -> None:
-    class Forgetful(Moka[str, int]):
-        def __init__(self) -> None:  # never calls super().__init__
-            pass
-
     cache = Forgetful()
     for call in (
         lambda: cache.get("a"),
@@ -192,10 +195,6 @@ def test_fast_shapes_take_no_references_for_good() -> None:
 @pytest.mark.skipif(sys.implementation.name != "cpython", reason="counts CPython's allocations")
 @pytest.mark.thread_unsafe(reason="counts the process's allocated memory blocks")
 def test_errors_raised_by_fast_shapes_are_released() -> None:
-    class Forgetful(Moka[str, int]):
-        def __init__(self) -> None:  # never calls super().__init__
-            pass
-
     cache, ready = Forgetful(), full_cache()
 
     def fail_many() -> None:
