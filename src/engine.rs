@@ -1,13 +1,11 @@
 //! Building the moka cache that stores a `Moka`'s entries.
 //!
-//! Two shapes exist. A *plain* engine has no eviction listener and no per-entry
-//! expiry: moka's cheapest configuration, used when the user asked for neither.
-//! A *timed* engine registers both: per-entry expiration needs moka's `Expiry`, and
-//! once entries can expire, telling an expiration from a size eviction needs moka's
-//! notifications (which also turn on its per-key locks, ~50% slower writes — so the
-//! plain engine avoids them). A plain cache that later receives a per-entry ttl/tti
-//! is rebuilt once as a timed one (see `Store::upgrade`).
+//! Three shapes exist, each registering only what its cache needs (see [`Shape`]):
+//! moka's cheaper configurations are much cheaper, so a cache starts in the least it
+//! can and is rebuilt once, as a timed engine, the first time an entry needs its own
+//! expiration (see `Store::ensure_timed`).
 
+use std::collections::HashSet;
 use std::ptr;
 use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
 use std::sync::Arc;
@@ -60,18 +58,53 @@ pub struct Notifier {
     /// Set while the garbage collector empties an unreachable cache (`__clear__`):
     /// its listener must not hear of entries that nobody removed.
     pub silenced: AtomicBool,
+    /// While an old engine is emptied after its entries moved to a new one
+    /// (`Store::ensure_timed`): the addresses of the nodes that moved, whose removal
+    /// from the old engine is no departure.
+    moved: Mutex<Option<HashSet<usize>>>,
+    moving: AtomicBool,
 }
 
 impl Notifier {
+    pub fn new(stats: Arc<Stats>, listener: Option<Arc<Listener>>) -> Self {
+        Notifier {
+            stats,
+            listener,
+            silenced: AtomicBool::new(false),
+            moved: Mutex::new(None),
+            moving: AtomicBool::new(false),
+        }
+    }
+
+    /// Runs `empty` with the removals of the nodes in `moved` unreported.
+    pub fn with_moved(&self, moved: HashSet<usize>, empty: impl FnOnce()) {
+        *self.moved.lock() = Some(moved);
+        self.moving.store(true, Ordering::Relaxed);
+        empty();
+        self.moving.store(false, Ordering::Relaxed);
+        *self.moved.lock() = None;
+    }
+
     fn notify(&self, node: &Node, cause: RemovalCause) {
+        if self.silenced.load(Ordering::Relaxed) {
+            return;
+        }
+        if self.moving.load(Ordering::Relaxed) {
+            let address = std::ptr::from_ref(node) as usize;
+            if self
+                .moved
+                .lock()
+                .as_ref()
+                .is_some_and(|m| m.contains(&address))
+            {
+                return;
+            }
+        }
         let cause = Cause::from(cause);
         match cause {
             Cause::Size => self.stats.evictions.add(1),
             Cause::Expired => self.stats.expirations.add(1),
             Cause::Explicit | Cause::Replaced => {}
-        }
-        if self.silenced.load(Ordering::Relaxed) {
-            return;
         }
         if let Some(listener) = &self.listener {
             // SAFETY: moka runs this inside one of our engine calls, all of which are
@@ -93,15 +126,45 @@ pub struct EngineSpec {
     pub notifier: Arc<Notifier>,
 }
 
+/// What a built engine registers with moka.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Shape {
+    /// Neither an eviction listener nor per-entry expiry: moka's cheapest
+    /// configuration, for caches with no listener and no ttl/tti. The store works out
+    /// what such an engine evicted from its own books.
+    Plain,
+    /// An eviction listener, so that every removal is reported with its cause (the
+    /// user's listener, and telling an expiration from a size eviction in the stats).
+    /// It turns on moka's per-key locks (writes ~15% slower). The cache-wide ttl/tti
+    /// are moka's own, with no per-entry expiry.
+    Notified,
+    /// A listener and moka's per-entry `Expiry`, for per-call ttl/tti and `expiry=`
+    /// hooks. moka then asks every entry for its deadline on each read and advances its
+    /// timer wheel in every maintenance run: a `get` hit takes ~22% more instructions
+    /// than on a notified engine (callgrind, see DEVELOPERS.md).
+    Timed,
+}
+
 /// One built moka cache.
 pub struct Engine {
     pub cache: MokaCache,
-    /// Whether this is a timed engine (listener + per-entry expiry).
-    pub timed: bool,
+    pub shape: Shape,
 }
 
 impl Engine {
-    pub fn build(spec: &EngineSpec, timed: bool) -> Engine {
+    /// Whether moka reports this engine's removals through the notifier.
+    #[inline]
+    pub fn notified(&self) -> bool {
+        self.shape != Shape::Plain
+    }
+
+    /// Whether this engine asks each entry for its own deadline.
+    #[inline]
+    pub fn timed(&self) -> bool {
+        self.shape == Shape::Timed
+    }
+
+    pub fn build(spec: &EngineSpec, shape: Shape) -> Engine {
         let mut builder = moka::sync::Cache::<EngineKey, Arc<Node>>::builder().eviction_policy(
             match spec.policy {
                 Policy::TinyLfu => EvictionPolicy::tiny_lfu(),
@@ -120,8 +183,10 @@ impl Engine {
         if let Some(tti) = spec.expiry.tti {
             builder = builder.time_to_idle(tti);
         }
-        if timed {
+        if shape == Shape::Timed {
             builder = builder.expire_after(NodeExpiry::new(Arc::clone(&spec.expiry)));
+        }
+        if shape != Shape::Plain {
             let notifier = Arc::clone(&spec.notifier);
             builder =
                 builder.eviction_listener(move |_key: Arc<EngineKey>, node: Arc<Node>, cause| {
@@ -130,12 +195,12 @@ impl Engine {
         }
         Engine {
             cache: builder.build_with_hasher(SlotHasherBuilder::new()),
-            timed,
+            shape,
         }
     }
 }
 
-/// The current engine of a cache, replaceable once (plain → timed).
+/// The current engine of a cache, replaceable once (plain or notified → timed).
 ///
 /// Replaced engines are kept until the cache itself is dropped, so a `&Engine`
 /// handed out earlier stays valid for as long as the cache lives; code that ran

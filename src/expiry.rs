@@ -127,6 +127,12 @@ impl EntryExpiry {
         self.idle.is_some() || self.track_reads
     }
 
+    /// Starts the entry's clock at `now`, for an engine that has no `Expiry` to do it
+    /// (the entry then follows only the cache-wide ttl/tti, which moka applies).
+    pub fn start(&self, now: Instant, policy: &ExpiryPolicy) {
+        self.on_write(now, policy);
+    }
+
     fn on_write(&self, now: Instant, policy: &ExpiryPolicy) -> Option<Duration> {
         let fixed = min_opt(self.lifetime.map(|d| now + d), self.kept_deadline);
         self.fixed.store(encode(fixed), Ordering::Relaxed);

@@ -28,7 +28,7 @@
 //! Free-threaded builds have no GIL to rely on: their writes always check, under a
 //! per-cache write lock that is never held while Python runs.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -39,7 +39,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyInt;
 
 use crate::duration;
-use crate::engine::{Engine, EngineSpec, Engines, Notifier, Policy};
+use crate::engine::{Engine, EngineSpec, Engines, Notifier, Policy, Shape};
 use crate::errors::{Error, Result};
 use crate::expiry::{EntryExpiry, ExpiryHooks, ExpiryPolicy, ReadHookScope};
 use crate::flights::{Flights, Joined, Outcome};
@@ -206,23 +206,23 @@ impl Store {
         listener: Option<Arc<Listener>>,
     ) -> Store {
         let stats = Arc::new(Stats::default());
-        let timed = cfg!(Py_GIL_DISABLED)
-            || listener.is_some()
-            || expiry.ttl.is_some()
-            || expiry.tti.is_some()
-            || expiry.hooks.is_some();
+        // Free-threaded builds start timed: the rebuild in `ensure_timed` relies on
+        // the GIL to keep other threads out while entries move.
+        let shape = if cfg!(Py_GIL_DISABLED) || expiry.hooks.is_some() {
+            Shape::Timed
+        } else if listener.is_some() || expiry.ttl.is_some() || expiry.tti.is_some() {
+            Shape::Notified
+        } else {
+            Shape::Plain
+        };
         let spec = EngineSpec {
             capacity: capacity.map(engine_capacity),
             policy,
             weighted: weigher.is_some(),
             expiry,
-            notifier: Arc::new(Notifier {
-                stats: Arc::clone(&stats),
-                listener,
-                silenced: AtomicBool::new(false),
-            }),
+            notifier: Arc::new(Notifier::new(Arc::clone(&stats), listener)),
         };
-        let engines = Engines::new(Engine::build(&spec, timed));
+        let engines = Engines::new(Engine::build(&spec, shape));
         Store {
             capacity,
             spec,
@@ -479,7 +479,9 @@ impl Store {
         replacing: Option<&Node>,
         options: &EntryOptions,
     ) -> Result<(Option<EntryExpiry>, bool)> {
-        if !engine.timed {
+        if engine.shape == Shape::Plain {
+            // No ttl, tti or hooks, and no per-call ones either (they make the engine
+            // timed before a write gets here).
             return Ok((None, false));
         }
         let policy = &self.spec.expiry;
@@ -527,7 +529,7 @@ impl Store {
         let py = key.py();
         let weight = self.weigh(key, value)?;
         if !options.is_empty() {
-            self.ensure_timed();
+            self.ensure_timed(py);
             self.per_entry_expiry.store(true, Ordering::Relaxed);
         }
         loop {
@@ -588,7 +590,7 @@ impl Store {
         weight: u32,
         expiry: Option<EntryExpiry>,
     ) {
-        if !engine.timed && !engine.cache.contains_key(&SlotKey(Slot::new(hash, probe))) {
+        if !engine.notified() && !engine.cache.contains_key(&SlotKey(Slot::new(hash, probe))) {
             // On a plain engine, the read that found `node` may have run maintenance
             // that evicted it. Its slot is free again and the plain books must count
             // this write as a new entry, so it is inserted as one.
@@ -596,7 +598,7 @@ impl Store {
             return;
         }
         #[cfg(not(Py_GIL_DISABLED))]
-        if !engine.timed && self.weigher.is_none() {
+        if !engine.notified() && self.weigher.is_none() {
             // A plain engine keeps no per-entry state that a write must refresh (no
             // ttl, no listener, weight always 1), so swapping the value in place is a
             // complete update, and the read just recorded moved the entry up in the
@@ -628,7 +630,7 @@ impl Store {
         if self.capacity == Some(0) {
             // moka stores nothing at all at capacity 0; report the refusal like any
             // other entry the policy does not admit.
-            if engine.timed {
+            if engine.notified() {
                 self.stats.evictions.add(1);
                 if let Some(listener) = &self.spec.notifier.listener {
                     listener::enqueue(
@@ -658,6 +660,14 @@ impl Store {
         weight: u32,
         expiry: Option<EntryExpiry>,
     ) {
+        if !engine.timed() {
+            if let Some(expiry) = &expiry {
+                // No `Expiry` registered to start the entry's clock: start it here,
+                // just before moka starts its own, so that the tracked lifetime never
+                // outlasts moka's.
+                expiry.start(Instant::now(), &self.spec.expiry);
+            }
+        }
         let node = Node::new(
             PyOwned::new(key),
             PyOwned::new(value),
@@ -902,7 +912,7 @@ impl Store {
     /// The statistics; a plain engine's evictions are worked out from its books.
     pub fn stats(&self) -> Snapshot {
         let engine = self.engines.current();
-        let unreported = if engine.timed {
+        let unreported = if engine.notified() {
             0
         } else {
             self.apply_pending(engine);
@@ -929,29 +939,70 @@ impl Store {
         node.expiry().and_then(|e| e.remaining(Instant::now()))
     }
 
-    /// Turns a plain engine into a timed one, the first time an entry needs its own
-    /// expiration. Entries move over as they are; their recency/frequency history
-    /// restarts. (Free-threaded builds start timed, so this never runs there.)
-    fn ensure_timed(&self) {
-        let plain = self.engines.current();
-        if plain.timed {
+    /// Turns a plain or notified engine into a timed one, the first time an entry
+    /// needs its own expiration. Entries move over with their values, weights and
+    /// lifetimes (a moved entry keeps the deadline of the cache-wide ttl it was
+    /// written under), but their recency/frequency history and their idle clocks
+    /// restart: moka keeps when an entry was last read to itself. (Free-threaded
+    /// builds start timed, so this never runs there.)
+    fn ensure_timed(&self, py: Python<'_>) {
+        let old = self.engines.current();
+        if old.timed() {
             return;
         }
-        plain.cache.run_pending_tasks();
-        // The plain books close here: whatever left the plain engine was evicted.
-        self.stats.evictions.add(self.plain_departures(plain));
+        old.cache.run_pending_tasks();
+        if !old.notified() {
+            // The plain books close here: whatever left the plain engine was evicted.
+            self.stats.evictions.add(self.plain_departures(old));
+        }
         self.plain.inserted.reset();
         self.plain.removed.reset();
-        let timed = Engine::build(&self.spec, true);
-        for (key, node) in plain.cache.iter() {
+        let timed = Engine::build(&self.spec, Shape::Timed);
+        let now = Instant::now();
+        let mut moved = HashSet::new();
+        for (key, node) in old.cache.iter() {
+            moved.insert(Arc::as_ptr(&node) as usize);
+            let node = carried_over(py, node, now);
             timed.cache.insert(EngineKey::new(key.slot(), &node), node);
         }
+        // Whatever the new engine evicts here did leave, and is reported as usual.
         timed.cache.run_pending_tasks();
         self.engines.install(timed);
-        plain.cache.invalidate_all();
-        plain.cache.run_pending_tasks();
+        // Of the old engine's removals, only those of entries that did not move are
+        // departures: entries that expired before the move (`iter` skips them) are
+        // reported now, as expired.
+        self.spec.notifier.with_moved(moved, || {
+            old.cache.invalidate_all();
+            for _ in 0..64 {
+                old.cache.run_pending_tasks();
+                if old.cache.entry_count() == 0 {
+                    break;
+                }
+            }
+        });
         self.pending_weight.reset();
     }
+}
+
+/// The node an entry moves to a timed engine with. An entry that follows the
+/// cache-wide ttl gets that deadline as its own, since the new engine would count
+/// the ttl afresh from the move.
+fn carried_over(py: Python<'_>, node: Arc<Node>, now: Instant) -> Arc<Node> {
+    let Some(deadline) = node
+        .expiry()
+        .and_then(|e| e.remaining_lifetime(now))
+        .map(|left| now + left)
+    else {
+        return node;
+    };
+    let idle = node.expiry().and_then(EntryExpiry::idle);
+    Node::new(
+        node.key().clone_ref(py),
+        PyOwned::from_bound(node.value(py)),
+        node.weight(),
+        node.probe(),
+        Some(EntryExpiry::new(None, Some(deadline), idle, false)),
+    )
 }
 
 /// moka frees the entries it removed from its table through crossbeam's epoch-based

@@ -111,6 +111,76 @@ def test_per_entry_ttl_on_a_plain_cache_keeps_existing_entries(events: Events) -
     assert (stats.expirations, stats.evictions) == (1, 0)
 
 
+def test_first_per_entry_ttl_keeps_the_cache_wide_deadlines_of_existing_entries() -> None:
+    # A cache with only a cache-wide ttl runs without moka's per-entry expiry and is
+    # rebuilt with it when an entry first asks for its own. Entries written before
+    # that keep the deadline they were written under: the rebuild must not count
+    # their ttl afresh.
+    cache: Moka[str, int] = Moka(10, ttl=2.0)
+    cache.set("old", 1)
+    time.sleep(1.0)
+    cache.set("own", 2, ttl=60)
+    assert cache.get("old") == 1
+    time.sleep(1.5)  # 2.5 s after "old" was written, 1.5 s after the rebuild
+    assert cache.get("old") is None
+    assert cache.get("own") == 2
+
+
+def test_cache_wide_tti_still_applies_after_the_first_per_entry_ttl() -> None:
+    # Moved entries restart their idle clock at the switch (docs/expiration.md,
+    # performance notes), and from there the cache-wide tti applies as before.
+    cache: Moka[str, int] = Moka(10, tti=0.5)
+    cache.set("old", 1)
+    cache.set("own", 2, ttl=60)
+    assert cache.get("old") == 1
+    time.sleep(1.5)
+    assert cache.get("old") is None
+    assert cache.get("own") is None  # idle too: the cache-wide tti caps every entry
+
+
+def test_first_per_entry_ttl_on_a_listener_cache_reports_nothing(events: Events) -> None:
+    # The rebuild moves every entry to the new engine: that is no removal, so the
+    # listener hears nothing and the stats count nothing.
+    cache: Moka[int, int] = Moka(100, ttl=3600, tti=3600, eviction_listener=events)
+    for i in range(50):
+        cache.set(i, i)
+    cache.set(1000, 1, ttl=60)
+    cache.run_pending_tasks()
+    assert events.calls == []
+    assert [cache.get(i) for i in range(50)] == list(range(50))
+    assert len(cache) == 51
+    stats = cache.stats()
+    assert (stats.evictions, stats.expirations) == (0, 0)
+    cache.remove(3)
+    assert events.calls == [(3, 3, "explicit")]
+
+
+def test_entries_expired_before_the_rebuild_are_reported_once(events: Events) -> None:
+    cache: Moka[str, int] = Moka(10, ttl=SHORT, eviction_listener=events)
+    cache.set("gone", 1)
+    time.sleep(LONG_WAIT)
+    cache.set("own", 2, ttl=60)
+    cache.run_pending_tasks()
+    assert events.calls == [("gone", 1, "expired")]
+    assert cache.stats().expirations == 1
+    assert list(cache.keys()) == ["own"]
+
+
+def test_first_per_entry_ttl_keeps_weights_and_the_capacity(events: Events) -> None:
+    cache: Moka[str, str] = Moka(
+        10, ttl=3600, weigher=lambda _k, v: len(v), eviction_listener=events
+    )
+    cache.set("a", "xxxx")
+    cache.set("b", "yyyy")
+    cache.set("c", "z", ttl=60)
+    cache.run_pending_tasks()  # weighted_size() is moka's, counted in maintenance
+    assert cache.weighted_size() == 9
+    assert events.calls == []
+    cache.set("d", "ww")  # 11 > 10: something must go, and be reported as "size"
+    assert cache.weighted_size() <= 10
+    assert events.causes() == ["size"]
+
+
 def test_replacing_without_ttl_drops_the_old_per_entry_ttl() -> None:
     cache: Moka[str, int] = Moka(10)
     cache.set("a", 1, ttl=SHORT)
