@@ -882,7 +882,9 @@ impl Store {
     }
 
     /// Removes `node` if it still is the entry at `key`'s slot and still holds the
-    /// value at `value` (values may be swapped in place); true if it did.
+    /// value at `value` (values may be swapped in place); true if it did. A node that
+    /// moved to a timed engine may have been copied (see `carried_over`), so the entry
+    /// is recognised by its key and value objects, not by the node's address.
     pub fn remove_if_current(
         &self,
         py: Python<'_>,
@@ -896,7 +898,10 @@ impl Store {
             .cache
             .entry(EngineKey::new(key.slot(), node))
             .and_compute_with(|entry| match entry {
-                Some(entry) if Arc::ptr_eq(entry.value(), node) && node.value_ptr(py) == value => {
+                Some(entry)
+                    if entry.value().key().as_ptr() == node.key().as_ptr()
+                        && entry.value().value_ptr(py) == value =>
+                {
                     Op::Remove
                 }
                 _ => Op::Nop,
@@ -970,14 +975,21 @@ impl Store {
         self.engines.install(timed);
         // Of the old engine's removals, only those of entries that did not move are
         // departures: entries that expired before the move (`iter` skips them) are
-        // reported now, as expired.
+        // reported now, as expired. (One that went idle in the microseconds between the
+        // first `run_pending_tasks` above and `invalidate_all` is reported as explicit:
+        // moka's write-order sweep sees only the ttl and the invalidation.) Each round is
+        // bounded by moka, so sweep until a round removes nothing: an entry left behind
+        // would hold its Python objects, out of the garbage collector's sight.
         self.spec.notifier.with_moved(moved, || {
             old.cache.invalidate_all();
-            for _ in 0..64 {
+            let mut left = u64::MAX;
+            loop {
                 old.cache.run_pending_tasks();
-                if old.cache.entry_count() == 0 {
+                let now_left = old.cache.entry_count();
+                if now_left == 0 || now_left >= left {
                     break;
                 }
+                left = now_left;
             }
         });
         self.pending_weight.reset();

@@ -100,6 +100,21 @@ def test_remaining_lifetime_is_kept() -> None:
         assert restored.get("later") == 2
 
 
+def test_cache_wide_ttl_is_counted_from_the_original_write() -> None:
+    # A cache with only a cache-wide ttl tracks each entry's lifetime itself (moka has
+    # no per-entry expiry there); a copy must not give its entries a fresh ttl.
+    cache: Moka[str, int] = Moka(10, ttl=2.0)
+    cache.set("a", 1)
+    time.sleep(1.0)
+    clone = pickle.loads(pickle.dumps(cache))
+    copied = copy.copy(cache)
+    for restored in (clone, copied):
+        assert restored.get("a") == 1
+    time.sleep(1.5)  # 2.5 s after the write; a fresh ttl would last until 3.0 s
+    for restored in (clone, copied, cache):
+        assert restored.get("a") is None
+
+
 def test_expired_entries_are_not_copied() -> None:
     cache: Moka[str, int] = Moka(10, ttl=0.2)
     cache.set("a", 1)

@@ -48,6 +48,24 @@ def test_entries_replaced_meanwhile_survive() -> None:
     assert cache.items() == [("b", 20)]
 
 
+def test_entries_moved_by_an_engine_switch_meanwhile_are_still_removed(events: Events) -> None:
+    # A per-entry ttl written from the predicate switches this ttl cache to its timed
+    # engine, which copies the entries it moves; they are still the entries the
+    # predicate judged, so they go.
+    cache: Moka[int, int] = Moka(100, ttl=3600, eviction_listener=events)
+    for i in range(10):
+        cache.set(i, i)
+
+    def predicate(key: int, value: int) -> bool:
+        if 100 not in cache:
+            cache.set(100, 100, ttl=3600)
+        return value % 2 == 0
+
+    assert cache.invalidate_if(predicate) == 5
+    assert sorted(cache.keys()) == [1, 3, 5, 7, 9, 100]
+    assert sorted(events.calls) == [(i, i, "explicit") for i in range(0, 10, 2)]
+
+
 def test_predicate_must_be_callable() -> None:
     with pytest.raises(TypeError, match="predicate must be callable"):
         Moka(10).invalidate_if(None)  # type: ignore[arg-type]

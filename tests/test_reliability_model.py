@@ -1,13 +1,15 @@
 """Stateful model tests: random sequences of operations against a pure-Python model.
 
 Hypothesis drives a `Moka` and a model side by side and compares, after every step,
-the contents, `len`, the statistics and what the listener reported. Two models:
+the contents, `len`, the statistics and what the listener reported. Three models:
 
 - LRU with a small capacity, where eviction is exactly predictable: the model is an
   ordered dict in recency order, and the evicted entry is always the least recent.
 - TinyLFU with room for every key, where the policy never has to choose (admission
   decisions cannot be predicted), and where a per-entry ttl (far in the future) turns
   the plain engine into a timed one in the middle of a run.
+- The same with a listener and a cache-wide ttl, whose notified engine becomes a timed
+  one mid-run: the switch must report nothing.
 
 Time is left out (no injectable clock): durations are long enough never to elapse.
 Keys include every kind of collision the cache must keep apart: numerically equal keys
@@ -105,6 +107,7 @@ class CacheMachine(RuleBasedStateMachine):
     capacity = 1000
     policy = "tiny_lfu"
     listener = True
+    ttl: float | None = None
 
     def __init__(self) -> None:
         super().__init__()
@@ -116,6 +119,7 @@ class CacheMachine(RuleBasedStateMachine):
         self.cache: Moka[Any, Value] = Moka(
             self.capacity,
             policy=self.policy,
+            ttl=self.ttl,
             eviction_listener=self.on_event if self.listener else None,
         )
 
@@ -336,6 +340,14 @@ class TinyLfuModel(CacheMachine):
         pass
 
 
+class NotifiedModel(TinyLfuModel):
+    """The same, with a listener and a cache-wide ttl far in the future (a notified
+    engine): the switch to a timed engine mid-run must report nothing and lose nothing."""
+
+    listener = True
+    ttl = 3600.0
+
+
 FAST = settings(
     max_examples=150,
     stateful_step_count=50,
@@ -348,10 +360,14 @@ TestLruModel = LruModel.TestCase
 TestLruModel.settings = FAST
 TestTinyLfuModel = TinyLfuModel.TestCase
 TestTinyLfuModel.settings = FAST
+TestNotifiedModel = NotifiedModel.TestCase
+TestNotifiedModel.settings = FAST
 
 
 @pytest.mark.stress
-@pytest.mark.parametrize("machine", [LruModel, TinyLfuModel], ids=["lru", "tiny_lfu"])
+@pytest.mark.parametrize(
+    "machine", [LruModel, TinyLfuModel, NotifiedModel], ids=["lru", "tiny_lfu", "notified"]
+)
 def test_models_stress(machine: type[CacheMachine]) -> None:
     from hypothesis.stateful import run_state_machine_as_test
 
