@@ -964,9 +964,12 @@ impl Store {
         self.plain.removed.reset();
         let timed = Engine::build(&self.spec, Shape::Timed);
         let now = Instant::now();
+        // Only a notified engine reports the removals that emptying it will cause.
         let mut moved = HashSet::new();
         for (key, node) in old.cache.iter() {
-            moved.insert(Arc::as_ptr(&node) as usize);
+            if old.notified() {
+                moved.insert(Arc::as_ptr(&node) as usize);
+            }
             let node = carried_over(py, node, now);
             timed.cache.insert(EngineKey::new(key.slot(), &node), node);
         }
