@@ -8,6 +8,17 @@
 //! the keys of removed entries as tombstones until it rehashes: a removed entry's
 //! Python key is released with its node, and lookups skip it without comparing.
 //!
+//! On GIL builds a lookup reads the stored key's address straight from the node's
+//! memory, without upgrading the weak reference (two atomic operations per hit). That is
+//! sound even when the node is being dropped on a thread that is not attached, which can
+//! happen: moka frees removed entries through crossbeam-epoch, which also runs deferred
+//! frees from the exit handler of any thread that used the cache, without the GIL. The
+//! weak reference keeps the node's memory allocated, the key's address in it is never
+//! written after the node is built, and such a drop never releases the Python key
+//! (`PyOwned` only queues its release on the dropping thread, and an exiting thread makes
+//! no further calls). Attached threads drop nodes only with the GIL, which the lookup
+//! holds. So a key whose node was seen alive is a live object for the whole comparison.
+
 //! Lookups go through [`LookupKey`], which moka compares against stored keys with
 //! [`equivalent::Equivalent`]: same slot, then the same object or `==`, like a dict.
 //! moka only makes that comparison from `get` and `contains_key`, which hold no
@@ -68,11 +79,12 @@ impl EngineKey {
             if self.node.strong_count() == 0 {
                 return None;
             }
-            // SAFETY: the node is alive, and with the GIL held (a `Bound` proves we are
-            // attached) nothing can drop it meanwhile: every node is dropped inside an
-            // engine call, which only a thread holding the GIL makes.
-            let node = unsafe { &*self.node.as_ptr() };
-            Some(compare(&node.key().bind(probe.py()), probe))
+            // SAFETY: our weak reference keeps the node's memory allocated, and the node
+            // was alive just now, so its key was too and stays so while we hold the GIL
+            // (a `Bound` proves it); see the module docs for drops on other threads.
+            let stored =
+                unsafe { Borrowed::from_ptr(probe.py(), Node::key_address(self.node.as_ptr())) };
+            Some(compare(&stored, probe))
         }
         #[cfg(Py_GIL_DISABLED)]
         {
@@ -234,6 +246,9 @@ pub fn compare(stored: &Borrowed<'_, '_, PyAny>, probe: &Bound<'_, PyAny>) -> Re
         });
     }
     let ran_python = !(compares_natively(stored) && compares_natively(probe));
+    // Python code may let other threads run and remove the entry, releasing its key:
+    // hold a reference of our own while `==` runs.
+    let _held = ran_python.then(|| stored.to_owned());
     // SAFETY: both objects are alive and we are attached.
     let result =
         unsafe { ffi::PyObject_RichCompareBool(stored.as_ptr(), probe.as_ptr(), ffi::Py_EQ) };

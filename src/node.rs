@@ -50,6 +50,23 @@ impl Node {
         &self.key
     }
 
+    /// The address of the key of the node at `node`, read without making a reference
+    /// to the node (which may be being dropped on another thread, see `keys.rs`).
+    ///
+    /// # Safety
+    /// `node` must point to a node's allocation that is still allocated (a `Weak`
+    /// keeps it so). The address is only a live object under the conditions `keys.rs`
+    /// describes.
+    #[inline]
+    pub unsafe fn key_address(node: *const Node) -> *mut pyo3::ffi::PyObject {
+        // `key` is written once, when the node is built, and never again (dropping a
+        // `PyOwned` only reads it), so this read races with nothing. `PyOwned` is a
+        // transparent object pointer; reading it as one copies no ownership.
+        std::ptr::addr_of!((*node).key)
+            .cast::<*mut pyo3::ffi::PyObject>()
+            .read()
+    }
+
     #[inline]
     pub fn weight(&self) -> u32 {
         self.meta.weight()

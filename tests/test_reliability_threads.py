@@ -676,3 +676,56 @@ def test_clear_copy_and_invalidate_if_racing_with_writers() -> None:
 @pytest.mark.stress
 def test_clear_copy_and_invalidate_if_racing_with_writers_stress() -> None:
     run_whole_cache_ops(threads=12, ops=12000)
+
+
+# ----- threads that come and go ---------------------------------------------------------
+
+
+def run_short_lived_threads(generations: int, per_generation: int, ops: int) -> None:
+    """Threads that write, remove and exit while a long-lived reader keeps looking up the
+    same colliding keys. moka frees removed entries through crossbeam-epoch, whose
+    thread-exit handler may run those frees on the exiting thread without the GIL; the
+    lookups compare against the removed entries' keys meanwhile."""
+    cache: Moka[Any, tuple[int, int]] = Moka(64)
+    keys: list[Any] = [PyKey(n) for n in range(48)] + [f"s{n}" for n in range(48)]
+    stop = threading.Event()
+    seen: list[tuple[int, int]] = []
+
+    def reader() -> None:
+        rng = random.Random(0)
+        while not stop.is_set():
+            value = cache.get(rng.choice(keys))
+            if value is not None:
+                seen.append(value)
+
+    def worker(gen: int, w: int) -> None:
+        rng = random.Random(gen * 1000 + w)
+        for i in range(ops):
+            key = rng.choice(keys)
+            if rng.random() < 0.5:
+                cache.set(key, (gen, i))
+            else:
+                cache.remove(key)
+
+    reading = threading.Thread(target=reader, daemon=True)
+    reading.start()
+    try:
+        for gen in range(generations):
+            run_threads([lambda gen=gen, w=w: worker(gen, w) for w in range(per_generation)])
+    finally:
+        stop.set()
+        reading.join(60)
+    assert not reading.is_alive()
+    assert all(0 <= gen < generations and 0 <= i < ops for gen, i in seen)
+    present = {key: cache.get(key) for key in keys if key in cache}
+    assert len(present) == len(cache) <= 64
+    assert all(value is not None for value in present.values())
+
+
+def test_threads_that_exit_while_entries_are_removed() -> None:
+    run_short_lived_threads(generations=30, per_generation=4, ops=300)
+
+
+@pytest.mark.stress
+def test_threads_that_exit_while_entries_are_removed_stress() -> None:
+    run_short_lived_threads(generations=400, per_generation=6, ops=500)
