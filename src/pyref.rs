@@ -18,7 +18,19 @@ use pyo3::prelude::*;
 
 thread_local! {
     /// References dropped on this thread that still have to be released.
-    static DEFERRED: RefCell<Vec<NonNull<ffi::PyObject>>> = const { RefCell::new(Vec::new()) };
+    static DEFERRED: RefCell<Deferred> = const { RefCell::new(Deferred(Vec::new())) };
+}
+
+/// The list behind [`DEFERRED`].
+struct Deferred(Vec<NonNull<ffi::PyObject>>);
+
+impl Drop for Deferred {
+    /// A thread that exits with references still queued (moka may free entries from a
+    /// thread's exit handler, see `keys.rs`) can no longer release them: they are leaked,
+    /// and taken off the global count so that other threads stop looking for them.
+    fn drop(&mut self) {
+        WAITING.fetch_sub(self.0.len(), Ordering::Relaxed);
+    }
 }
 
 /// How many references wait on all threads: a cheap test, on every call, that spares
@@ -34,9 +46,9 @@ pub struct PyOwned(NonNull<ffi::PyObject>);
 
 // SAFETY: the pointer is only dereferenced or its reference count changed by code
 // that is attached to the interpreter: on GIL builds the GIL orders those accesses,
-// on free-threaded builds CPython's reference counting is itself thread-safe. Every
-// engine call of this crate is made while attached, so drops inside the engine are
-// too.
+// on free-threaded builds CPython's reference counting is itself thread-safe. Dropping
+// a `PyOwned` touches neither (it queues the pointer), so it is sound on any thread,
+// including the exit handlers from which moka may free entries without the GIL.
 unsafe impl Send for PyOwned {}
 // SAFETY: see `Send`; a shared `&PyOwned` only exposes the pointer.
 unsafe impl Sync for PyOwned {}
@@ -117,7 +129,7 @@ impl Drop for PyOwned {
         let ptr = self.0;
         // If the thread is being torn down the list is gone; leaking one reference
         // is the only safe choice there, since we may not be attached anymore.
-        let pushed = DEFERRED.try_with(|deferred| deferred.borrow_mut().push(ptr));
+        let pushed = DEFERRED.try_with(|deferred| deferred.borrow_mut().0.push(ptr));
         if pushed.is_ok() {
             WAITING.fetch_add(1, Ordering::Relaxed);
         }
@@ -135,7 +147,7 @@ impl std::fmt::Debug for PyOwned {
 pub fn release_deferred(_py: Python<'_>) {
     loop {
         let batch = DEFERRED
-            .try_with(|deferred| std::mem::take(&mut *deferred.borrow_mut()))
+            .try_with(|deferred| std::mem::take(&mut deferred.borrow_mut().0))
             .unwrap_or_default();
         if batch.is_empty() {
             return;
@@ -155,6 +167,6 @@ pub fn release_deferred(_py: Python<'_>) {
 pub fn has_deferred() -> bool {
     WAITING.load(Ordering::Relaxed) != 0
         && DEFERRED
-            .try_with(|deferred| !deferred.borrow().is_empty())
+            .try_with(|deferred| !deferred.borrow().0.is_empty())
             .unwrap_or(false)
 }
