@@ -48,6 +48,32 @@ def test_numerically_equal_keys_are_one_key() -> None:
     assert len(cache) == 1
 
 
+@pytest.mark.parametrize(
+    "config",
+    [
+        pytest.param({}, id="plain"),
+        pytest.param({"eviction_listener": lambda k, v, c: None}, id="listener"),
+        pytest.param({"ttl": 3600}, id="ttl"),
+        pytest.param({"weigher": lambda k, v: 1}, id="weigher"),
+    ],
+)
+@pytest.mark.parametrize("per_entry_ttl", [False, True], ids=["", "per-entry-ttl"])
+def test_overwriting_keeps_the_first_key_object(
+    config: dict[str, Any], per_entry_ttl: bool
+) -> None:
+    # As in a dict, `d[1.0] = x` after `d[1] = y` keeps the key 1.
+    cache: Moka[Any, str] = Moka(10, **config)
+    cache.set(1, "int")
+    if per_entry_ttl:
+        cache.set(1.0, "float", ttl=3600)
+    else:
+        cache.set(1.0, "float")
+    assert cache.get(True) == "float"
+    [key] = cache.keys()
+    assert type(key) is int
+    assert cache.items() == [(1, "float")]
+
+
 def test_equal_but_distinct_objects_find_each_other() -> None:
     cache: Moka[Any, int] = Moka(10)
     cache.set("".join(["ab", "c"]), 1)

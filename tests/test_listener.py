@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import Any
 
 import pytest
 
@@ -26,6 +27,43 @@ def test_each_cause(events: Events) -> None:
     cache.run_pending_tasks()
     assert events.calls[-1] == ("c", 4, "expired")
     assert len(events.calls) == 4
+
+
+@pytest.mark.parametrize("weigher", [None, lambda k, v: 1], ids=["", "weigher"])
+def test_overwrites_report_the_replaced_value_once(events: Events, weigher: Any) -> None:
+    # Without a weigher or expiration the store swaps the value in place and tells the
+    # listener itself; with a weigher moka inserts a new entry and tells it. Same events.
+    cache: Moka[str, int] = Moka(10, eviction_listener=events, weigher=weigher)
+    cache.set("a", 1)
+    for value in range(2, 6):
+        cache.set("a", value)
+    cache["a"] = 6
+    cache.set_many({"a": 7})
+    assert events.calls == [("a", v, "replaced") for v in range(1, 7)]
+    assert cache.get("a") == 7
+    assert len(cache) == 1
+    stats = cache.stats()
+    assert (stats.evictions, stats.expirations) == (0, 0)
+
+
+def test_overwrite_of_a_full_cache_keeps_the_bound(events: Events) -> None:
+    cache: Moka[int, int] = Moka(8, eviction_listener=events)
+    for i in range(8):
+        cache.set(i, i)
+    for round_ in range(1, 4):
+        for i in range(12):
+            cache.set(i, i + 100 * round_)
+        assert cache.weighted_size() <= 8
+    present = dict(cache.items())
+    assert len(present) == len(cache) <= 8
+    # Every value ever stored is present or was reported exactly once.
+    stored = {i: [i] for i in range(8)}
+    for round_ in range(1, 4):
+        for i in range(12):
+            stored.setdefault(i, []).append(i + 100 * round_)
+    reported = sorted(v for _, v, _ in events.calls)
+    expected_gone = sorted(v for vs in stored.values() for v in vs if v not in present.values())
+    assert reported == expected_gone
 
 
 def test_runs_on_the_calling_thread_before_the_call_returns(events: Events) -> None:
