@@ -19,6 +19,7 @@ use crate::expiry::{ExpiryPolicy, NodeExpiry};
 use crate::keys::EngineKey;
 use crate::listener::{self, Cause, Listener};
 use crate::node::Node;
+use crate::pyref::PyOwned;
 use crate::slot::SlotHasherBuilder;
 use crate::stats::Stats;
 
@@ -83,6 +84,17 @@ impl Notifier {
         empty();
         self.moving.store(false, Ordering::Relaxed);
         *self.moved.lock() = None;
+    }
+
+    /// Reports that the store replaced a value in place, as moka reports a replacing
+    /// insert (see `Store::swaps_in_place`).
+    pub fn replaced(&self, key: PyOwned, previous: PyOwned) {
+        if self.silenced.load(Ordering::Relaxed) {
+            return;
+        }
+        if let Some(listener) = &self.listener {
+            listener::enqueue(listener, key, previous, Cause::Replaced);
+        }
     }
 
     fn notify(&self, node: &Node, cause: RemovalCause) {

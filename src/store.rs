@@ -604,14 +604,9 @@ impl Store {
             // insert would.
             let previous = node.replace_value(key.py(), PyOwned::new(value));
             if engine.notified() {
-                if let Some(listener) = &self.spec.notifier.listener {
-                    listener::enqueue(
-                        listener,
-                        node.key().clone_ref(key.py()),
-                        previous,
-                        Cause::Replaced,
-                    );
-                }
+                self.spec
+                    .notifier
+                    .replaced(node.key().clone_ref(key.py()), previous);
             }
             return;
         }
