@@ -14,10 +14,12 @@
 //! happen: moka frees removed entries through crossbeam-epoch, which also runs deferred
 //! frees from the exit handler of any thread that used the cache, without the GIL. The
 //! weak reference keeps the node's memory allocated, the key's address in it is never
-//! written after the node is built, and such a drop never releases the Python key
-//! (`PyOwned` only queues its release on the dropping thread, and an exiting thread makes
-//! no further calls). Attached threads drop nodes only with the GIL, which the lookup
-//! holds. So a key whose node was seen alive is a live object for the whole comparison.
+//! written after the node is built, and such a drop never releases the Python key:
+//! `PyOwned` only queues the release, and the queued reference is released later by an
+//! attached thread (`pyref.rs`), which needs the GIL. Attached threads also drop nodes
+//! only with the GIL. The lookup holds the GIL from the liveness check until it has
+//! finished comparing, or has taken its own reference before running a Python `__eq__`.
+//! So a key whose node was seen alive is a live object for the whole comparison.
 
 //! Lookups go through [`LookupKey`], which moka compares against stored keys with
 //! [`equivalent::Equivalent`]: same slot, then the same object or `==`, like a dict.

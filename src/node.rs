@@ -59,9 +59,13 @@ impl Node {
     /// describes.
     #[inline]
     pub unsafe fn key_address(node: *const Node) -> *mut pyo3::ffi::PyObject {
-        // `key` is written once, when the node is built, and never again (dropping a
-        // `PyOwned` only reads it), so this read races with nothing. `PyOwned` is a
-        // transparent object pointer; reading it as one copies no ownership.
+        // `key` is written once, when the node is built, and never again: dropping a
+        // `PyOwned` only reads it. This read may overlap with `Arc`'s drop of the node on
+        // an exiting thread, which holds a `&mut Node` meanwhile. Neither side writes the
+        // field, so the hardware sees no race, but Rust's aliasing rules do not cover it;
+        // avoiding it costs an address in `EngineKey` (16 bytes per entry with the
+        // allocator's size classes) or an `upgrade` (two atomics per lookup). `PyOwned` is
+        // a transparent object pointer; reading it as one copies no ownership.
         std::ptr::addr_of!((*node).key)
             .cast::<*mut pyo3::ffi::PyObject>()
             .read()

@@ -7,11 +7,14 @@
 //! does not release its object when dropped: it queues the pointer on a
 //! per-thread list, and [`release_deferred`] hands the references back to Python
 //! once the engine call has returned (every public method ends with it, through
-//! [`crate::settle::Settle`]).
+//! [`crate::settle::Settle`]). References dropped by a thread that is exiting, which
+//! cannot release them, become orphans that the next releasing call on any thread
+//! releases.
 
 use std::cell::RefCell;
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, PoisonError};
 
 use pyo3::ffi;
 use pyo3::prelude::*;
@@ -25,16 +28,43 @@ thread_local! {
 struct Deferred(Vec<NonNull<ffi::PyObject>>);
 
 impl Drop for Deferred {
-    /// A thread that exits with references still queued (moka may free entries from a
-    /// thread's exit handler, see `keys.rs`) can no longer release them: they are leaked,
-    /// and taken off the global count so that other threads stop looking for them.
+    /// A thread that exits with references still queued hands them to [`ORPHANS`].
     fn drop(&mut self) {
-        WAITING.fetch_sub(self.0.len(), Ordering::Relaxed);
+        adopt(std::mem::take(&mut self.0));
     }
 }
 
-/// How many references wait on all threads: a cheap test, on every call, that spares
-/// the (comparatively slow) thread-local lookup when nothing is waiting anywhere.
+/// References that their thread could not release: dropped after its list was torn down,
+/// or left on it when the thread exited. moka frees removed entries from a thread's exit
+/// handlers (see `keys.rs`), where both happen. The next call that releases references,
+/// on any thread, releases these too, so their `__del__` and weakref callbacks still run.
+static ORPHANS: Mutex<Vec<Orphan>> = Mutex::new(Vec::new());
+
+/// How many references wait in [`ORPHANS`].
+static ORPHANED: AtomicUsize = AtomicUsize::new(0);
+
+struct Orphan(NonNull<ffi::PyObject>);
+
+// SAFETY: an orphan is an owned reference that is only released by an attached thread
+// (see `release_deferred`); moving the pointer between threads touches nothing.
+unsafe impl Send for Orphan {}
+
+fn adopt(refs: Vec<NonNull<ffi::PyObject>>) {
+    if refs.is_empty() {
+        return;
+    }
+    let count = refs.len();
+    ORPHANS
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .extend(refs.into_iter().map(Orphan));
+    // Counted in WAITING already (they were queued, or are counted by the caller).
+    ORPHANED.fetch_add(count, Ordering::Relaxed);
+}
+
+/// How many references wait on all threads, orphans included: a cheap test, on every
+/// call, that spares the (comparatively slow) thread-local lookup when nothing is
+/// waiting anywhere.
 static WAITING: AtomicUsize = AtomicUsize::new(0);
 
 /// A strong reference to a Python object, released lazily (see the module docs).
@@ -127,11 +157,14 @@ impl PyOwned {
 impl Drop for PyOwned {
     fn drop(&mut self) {
         let ptr = self.0;
-        // If the thread is being torn down the list is gone; leaking one reference
-        // is the only safe choice there, since we may not be attached anymore.
-        let pushed = DEFERRED.try_with(|deferred| deferred.borrow_mut().0.push(ptr));
-        if pushed.is_ok() {
-            WAITING.fetch_add(1, Ordering::Relaxed);
+        WAITING.fetch_add(1, Ordering::Relaxed);
+        if DEFERRED
+            .try_with(|deferred| deferred.borrow_mut().0.push(ptr))
+            .is_err()
+        {
+            // The thread is being torn down and may not be attached: another thread
+            // releases the reference later.
+            adopt(vec![ptr]);
         }
     }
 }
@@ -142,13 +175,20 @@ impl std::fmt::Debug for PyOwned {
     }
 }
 
-/// Releases every reference deferred on this thread. Runs Python code (`__del__`),
-/// so it must only be called with no engine or crate lock held.
+/// Releases every reference deferred on this thread, and the orphans of exited
+/// threads. Runs Python code (`__del__`), so it must only be called with no engine or
+/// crate lock held.
 pub fn release_deferred(_py: Python<'_>) {
     loop {
-        let batch = DEFERRED
+        let mut batch = DEFERRED
             .try_with(|deferred| std::mem::take(&mut deferred.borrow_mut().0))
             .unwrap_or_default();
+        if ORPHANED.load(Ordering::Relaxed) != 0 {
+            let orphans =
+                std::mem::take(&mut *ORPHANS.lock().unwrap_or_else(PoisonError::into_inner));
+            ORPHANED.fetch_sub(orphans.len(), Ordering::Relaxed);
+            batch.extend(orphans.into_iter().map(|orphan| orphan.0));
+        }
         if batch.is_empty() {
             return;
         }
@@ -162,11 +202,13 @@ pub fn release_deferred(_py: Python<'_>) {
     }
 }
 
-/// Whether this thread has references waiting to be released.
+/// Whether this thread has references waiting to be released, or exited threads left
+/// some.
 #[inline]
 pub fn has_deferred() -> bool {
     WAITING.load(Ordering::Relaxed) != 0
-        && DEFERRED
-            .try_with(|deferred| !deferred.borrow().0.is_empty())
-            .unwrap_or(false)
+        && (ORPHANED.load(Ordering::Relaxed) != 0
+            || DEFERRED
+                .try_with(|deferred| !deferred.borrow().0.is_empty())
+                .unwrap_or(false))
 }

@@ -3,7 +3,8 @@ collisions, numeric equality across types, and user exceptions reaching the call
 
 from __future__ import annotations
 
-from typing import Any
+import gc
+from typing import Any, ClassVar
 
 import pytest
 
@@ -262,6 +263,51 @@ def test_eq_that_clears_the_cache_does_not_make_a_write_spin() -> None:
     cache.set(ClearingKey(0), 0)
     cache.set(ClearingKey(1), 1)
     assert [(key.n, value) for key, value in cache.items()] == [(1, 1)]
+
+
+class DeclinedKey:
+    """Collides with every other instance; its `__eq__` empties the cache and declines to
+    answer, so that Python asks the other key next (the reflected `==`)."""
+
+    cache: Moka[Any, int]
+    released: ClassVar[list[int]] = []
+    compared_released: ClassVar[list[int]] = []
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    def __hash__(self) -> int:
+        return 5
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, DeclinedKey) and other.n in DeclinedKey.released:
+            DeclinedKey.compared_released.append(other.n)
+        DeclinedKey.cache.clear()
+        for _ in range(8):
+            # Lets moka free what clear() removed, releasing the stored key.
+            DeclinedKey.cache.run_pending_tasks()
+        return NotImplemented
+
+    def __del__(self) -> None:
+        DeclinedKey.released.append(self.n)
+
+
+def test_a_stored_key_outlives_the_comparison_that_removes_it() -> None:
+    # The stored key's __eq__ clears the cache and lets moka free what it removed; Python
+    # then runs the probe's reflected __eq__ with the stored key as its argument. The key
+    # must still be alive then: the entry being compared is not freed while the lookup
+    # runs (moka's epoch pin keeps it, and the lookup holds its own reference besides).
+    DeclinedKey.cache = cache = Moka(10)
+    DeclinedKey.released.clear()
+    DeclinedKey.compared_released.clear()
+    cache.set(DeclinedKey(0), 0)
+    assert cache.get(DeclinedKey(1)) is None
+    for _ in range(8):
+        cache.run_pending_tasks()
+    gc.collect()
+    assert DeclinedKey.compared_released == []
+    assert 0 in DeclinedKey.released
+    assert len(cache) == 0
 
 
 def test_removed_keys_are_never_compared_again() -> None:

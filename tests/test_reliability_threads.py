@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import gc
 import itertools
 import random
 import sys
 import threading
 import time
+import weakref
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
 from typing import Any, Callable
@@ -681,29 +683,43 @@ def test_clear_copy_and_invalidate_if_racing_with_writers_stress() -> None:
 # ----- threads that come and go ---------------------------------------------------------
 
 
+class Stored:
+    """A value whose release the test can observe."""
+
+    __slots__ = ("__weakref__", "gen", "i")
+
+    def __init__(self, gen: int, i: int) -> None:
+        self.gen, self.i = gen, i
+
+
 def run_short_lived_threads(generations: int, per_generation: int, ops: int) -> None:
     """Threads that write, remove and exit while a long-lived reader keeps looking up the
     same colliding keys. moka frees removed entries through crossbeam-epoch, whose
     thread-exit handler may run those frees on the exiting thread without the GIL; the
-    lookups compare against the removed entries' keys meanwhile."""
-    cache: Moka[Any, tuple[int, int]] = Moka(64)
+    lookups compare against the removed entries' keys meanwhile, and what such a thread
+    frees must still be released (by another thread) once it is gone."""
+    cache: Moka[Any, Stored] = Moka(64)
     keys: list[Any] = [PyKey(n) for n in range(48)] + [f"s{n}" for n in range(48)]
     stop = threading.Event()
     seen: list[tuple[int, int]] = []
+    refs: list[weakref.ref[Stored]] = []
 
     def reader() -> None:
         rng = random.Random(0)
         while not stop.is_set():
             value = cache.get(rng.choice(keys))
             if value is not None:
-                seen.append(value)
+                seen.append((value.gen, value.i))
 
     def worker(gen: int, w: int) -> None:
         rng = random.Random(gen * 1000 + w)
         for i in range(ops):
             key = rng.choice(keys)
             if rng.random() < 0.5:
-                cache.set(key, (gen, i))
+                value = Stored(gen, i)
+                refs.append(weakref.ref(value))
+                cache.set(key, value)
+                del value
             else:
                 cache.remove(key)
 
@@ -720,6 +736,13 @@ def run_short_lived_threads(generations: int, per_generation: int, ops: int) -> 
     present = {key: cache.get(key) for key in keys if key in cache}
     assert len(present) == len(cache) <= 64
     assert all(value is not None for value in present.values())
+    del present
+    cache.clear()
+    for _ in range(8):
+        cache.run_pending_tasks()
+    gc.collect()
+    held = [ref() for ref in refs if ref() is not None]
+    assert not held, f"{len(held)} removed values never released"
 
 
 def test_threads_that_exit_while_entries_are_removed() -> None:
