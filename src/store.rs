@@ -610,10 +610,15 @@ impl Store {
             }
             return;
         }
-        if !engine.notified() && !engine.cache.contains_key(&SlotKey(Slot::new(hash, probe))) {
-            // On a plain engine, the read that found `node` may have run maintenance
-            // that evicted it. Its slot is free again and the plain books must count
-            // this write as a new entry, so it is inserted as one.
+        if (!engine.notified() || self.weigher.is_some())
+            && !engine.cache.contains_key(&SlotKey(Slot::new(hash, probe)))
+        {
+            // The read that found `node` may have run maintenance that evicted it. Its
+            // slot is free again, and this write is a new entry: the plain books must
+            // count it as one, and with a weigher its whole weight is new (counting only
+            // the difference could let the cache end the call above its capacity). A
+            // notified engine without a weigher re-inserts the same weight, and has
+            // reported the eviction already.
             self.insert_at(engine, key, hash, probe, value, weight, expiry);
             return;
         }
