@@ -20,7 +20,7 @@
 //! only with the GIL. The lookup holds the GIL from the liveness check until it has
 //! finished comparing, or has taken its own reference before running a Python `__eq__`.
 //! So a key whose node was seen alive is a live object for the whole comparison.
-
+//!
 //! Lookups go through [`LookupKey`], which moka compares against stored keys with
 //! [`equivalent::Equivalent`]: same slot, then the same object or `==`, like a dict.
 //! moka only makes that comparison from `get` and `contains_key`, which hold no

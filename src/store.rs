@@ -591,14 +591,23 @@ impl Store {
         expiry: Option<EntryExpiry>,
     ) {
         #[cfg(not(Py_GIL_DISABLED))]
-        if self.swaps_in_place(engine, expiry.as_ref()) {
-            if !engine.cache.contains_key(&SlotKey(Slot::new(hash, probe))) {
-                // The read that found `node` may have run maintenance that evicted it
-                // (a notified engine has reported that already). Its slot is free again,
-                // and this write is a new entry.
-                self.insert_at(engine, key, hash, probe, value, weight, expiry);
-                return;
-            }
+        let swap = self.swaps_in_place(engine, expiry.as_ref());
+        #[cfg(Py_GIL_DISABLED)]
+        let swap = false;
+        if (swap || !engine.notified() || self.weigher.is_some())
+            && !engine.cache.contains_key(&SlotKey(Slot::new(hash, probe)))
+        {
+            // The read that found `node` may have run maintenance that evicted it. Its
+            // slot is free again, and this write is a new entry: the plain books must
+            // count it as one, a swap would land in a dead node, and with a weigher its
+            // whole weight is new (counting only the difference could let the cache end
+            // the call above its capacity). A notified engine that re-inserts without a
+            // weigher adds the same weight, and has reported the eviction already.
+            self.insert_at(engine, key, hash, probe, value, weight, expiry);
+            return;
+        }
+        #[cfg(not(Py_GIL_DISABLED))]
+        if swap {
             // Nothing the engine keeps per entry needs refreshing (see `swaps_in_place`),
             // and the read just recorded moved the entry up in the policy's order as an
             // insert would.
@@ -608,18 +617,6 @@ impl Store {
                     .notifier
                     .replaced(node.key().clone_ref(key.py()), previous);
             }
-            return;
-        }
-        if (!engine.notified() || self.weigher.is_some())
-            && !engine.cache.contains_key(&SlotKey(Slot::new(hash, probe)))
-        {
-            // The read that found `node` may have run maintenance that evicted it. Its
-            // slot is free again, and this write is a new entry: the plain books must
-            // count it as one, and with a weigher its whole weight is new (counting only
-            // the difference could let the cache end the call above its capacity). A
-            // notified engine without a weigher re-inserts the same weight, and has
-            // reported the eviction already.
-            self.insert_at(engine, key, hash, probe, value, weight, expiry);
             return;
         }
         // Like a dict, the entry keeps the key object it was first stored under.
