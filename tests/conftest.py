@@ -1,8 +1,10 @@
-"""Shared fixtures: a recording eviction listener and a deadlock-aware thread runner."""
+"""Shared fixtures: a recording eviction listener, a deadlock-aware thread runner, and
+`settle`, which lets moka free what it removed."""
 
 from __future__ import annotations
 
 import faulthandler
+import gc
 import sys
 import threading
 from collections.abc import Callable, Iterator
@@ -38,6 +40,17 @@ class Events:
 @pytest.fixture
 def events() -> Events:
     return Events()
+
+
+def settle(cache: Any = None) -> None:
+    """Lets moka free the entries it removed (and the collector run), so that what the
+    cache no longer holds has been released."""
+    if cache is not None:
+        # Each call lets crossbeam's epoch advance and frees a bounded batch of what
+        # moka removed; a few calls free everything pending.
+        for _ in range(8):
+            cache.run_pending_tasks()
+    gc.collect()
 
 
 def run_threads(targets: list[Callable[[], None]], timeout: float = 60.0) -> None:

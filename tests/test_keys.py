@@ -3,12 +3,12 @@ collisions, numeric equality across types, and user exceptions reaching the call
 
 from __future__ import annotations
 
-import gc
 from typing import Any, ClassVar
 
 import pytest
 
 from moka_py import Moka
+from tests.conftest import settle
 
 
 class CountingKey:
@@ -302,9 +302,7 @@ def test_a_stored_key_outlives_the_comparison_that_removes_it() -> None:
     DeclinedKey.compared_released.clear()
     cache.set(DeclinedKey(0), 0)
     assert cache.get(DeclinedKey(1)) is None
-    for _ in range(8):
-        cache.run_pending_tasks()
-    gc.collect()
+    settle(cache)
     assert DeclinedKey.compared_released == []
     assert 0 in DeclinedKey.released
     assert len(cache) == 0

@@ -25,6 +25,7 @@ from typing import Any, Callable
 import pytest
 
 from moka_py import Moka, cached
+from tests.conftest import settle
 
 pytestmark = pytest.mark.thread_unsafe(
     reason="reference counts and memory are process-wide; other threads disturb them"
@@ -57,15 +58,6 @@ class TokenKey(Token):
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, TokenKey) and other.name == self.name
-
-
-def settle(cache: Moka[Any, Any] | None = None) -> None:
-    if cache is not None:
-        # Each call lets crossbeam's epoch advance and frees a bounded batch of what
-        # moka removed; a few calls free everything pending.
-        for _ in range(8):
-            cache.run_pending_tasks()
-    gc.collect()
 
 
 class Baseline:

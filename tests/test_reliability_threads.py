@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import gc
 import itertools
 import random
 import sys
@@ -30,7 +29,7 @@ from typing import Any, Callable
 import pytest
 
 from moka_py import Moka
-from tests.conftest import run_threads
+from tests.conftest import run_threads, settle
 
 POLICIES = ["tiny_lfu", "lru"]
 
@@ -738,9 +737,7 @@ def run_short_lived_threads(generations: int, per_generation: int, ops: int) -> 
     assert all(value is not None for value in present.values())
     del present
     cache.clear()
-    for _ in range(8):
-        cache.run_pending_tasks()
-    gc.collect()
+    settle(cache)
     held = [ref() for ref in refs if ref() is not None]
     assert not held, f"{len(held)} removed values never released"
 
