@@ -19,12 +19,13 @@ use crate::expiry::{ExpiryPolicy, NodeExpiry};
 use crate::keys::EngineKey;
 use crate::listener::{self, Cause, Listener};
 use crate::node::Node;
+use crate::noderef::NodeRef;
 use crate::pyref::PyOwned;
 use crate::slot::SlotHasherBuilder;
 use crate::stats::Stats;
 
 /// The moka cache type used by this crate.
-pub type MokaCache = moka::sync::Cache<EngineKey, Arc<Node>, SlotHasherBuilder>;
+pub type MokaCache = moka::sync::Cache<EngineKey, NodeRef, SlotHasherBuilder>;
 
 /// The eviction policy.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -177,17 +178,16 @@ impl Engine {
     }
 
     pub fn build(spec: &EngineSpec, shape: Shape) -> Engine {
-        let mut builder = moka::sync::Cache::<EngineKey, Arc<Node>>::builder().eviction_policy(
-            match spec.policy {
+        let mut builder =
+            moka::sync::Cache::<EngineKey, NodeRef>::builder().eviction_policy(match spec.policy {
                 Policy::TinyLfu => EvictionPolicy::tiny_lfu(),
                 Policy::Lru => EvictionPolicy::lru(),
-            },
-        );
+            });
         if let Some(capacity) = spec.capacity {
             builder = builder.max_capacity(capacity);
         }
         if spec.weighted {
-            builder = builder.weigher(|_key: &EngineKey, node: &Arc<Node>| node.weight());
+            builder = builder.weigher(|_key: &EngineKey, node: &NodeRef| node.weight());
         }
         if let Some(ttl) = spec.expiry.ttl {
             builder = builder.time_to_live(ttl);
@@ -201,7 +201,7 @@ impl Engine {
         if shape != Shape::Plain {
             let notifier = Arc::clone(&spec.notifier);
             builder =
-                builder.eviction_listener(move |_key: Arc<EngineKey>, node: Arc<Node>, cause| {
+                builder.eviction_listener(move |_key: Arc<EngineKey>, node: NodeRef, cause| {
                     notifier.notify(&node, cause);
                 });
         }

@@ -25,6 +25,7 @@ use crate::duration::{self, MAX_SECONDS};
 use crate::errors::{Error, Result};
 use crate::keys::EngineKey;
 use crate::node::Node;
+use crate::noderef::NodeRef;
 
 /// `u64` encoding of "no deadline".
 const NEVER: u64 = u64::MAX;
@@ -388,11 +389,11 @@ impl NodeExpiry {
     }
 }
 
-impl moka::Expiry<EngineKey, Arc<Node>> for NodeExpiry {
+impl moka::Expiry<EngineKey, NodeRef> for NodeExpiry {
     fn expire_after_create(
         &self,
         _key: &EngineKey,
-        node: &Arc<Node>,
+        node: &NodeRef,
         created_at: Instant,
     ) -> Option<Duration> {
         node.expiry()?.on_write(created_at, &self.policy)
@@ -401,7 +402,7 @@ impl moka::Expiry<EngineKey, Arc<Node>> for NodeExpiry {
     fn expire_after_update(
         &self,
         _key: &EngineKey,
-        node: &Arc<Node>,
+        node: &NodeRef,
         updated_at: Instant,
         _duration_until_expiry: Option<Duration>,
     ) -> Option<Duration> {
@@ -413,7 +414,7 @@ impl moka::Expiry<EngineKey, Arc<Node>> for NodeExpiry {
     fn expire_after_read(
         &self,
         _key: &EngineKey,
-        node: &Arc<Node>,
+        node: &NodeRef,
         read_at: Instant,
         duration_until_expiry: Option<Duration>,
         last_modified_at: Instant,

@@ -8,18 +8,10 @@
 //! the keys of removed entries as tombstones until it rehashes: a removed entry's
 //! Python key is released with its node, and lookups skip it without comparing.
 //!
-//! On GIL builds a lookup reads the stored key's address straight from the node's
-//! memory, without upgrading the weak reference (two atomic operations per hit). That is
-//! sound even when the node is being dropped on a thread that is not attached, which can
-//! happen: moka frees removed entries through crossbeam-epoch, which also runs deferred
-//! frees from the exit handler of any thread that used the cache, without the GIL. The
-//! weak reference keeps the node's memory allocated, the key's address in it is never
-//! written after the node is built, and such a drop never releases the Python key:
-//! `PyOwned` only queues the release, and the queued reference is released later by an
-//! attached thread (`pyref.rs`), which needs the GIL. Attached threads also drop nodes
-//! only with the GIL. The lookup holds the GIL from the liveness check until it has
-//! finished comparing, or has taken its own reference before running a Python `__eq__`.
-//! So a key whose node was seen alive is a live object for the whole comparison.
+//! A lookup reads the stored key through the weak reference without upgrading it
+//! (`WeakNode::with_key`): on GIL builds a live node cannot be dropped while the GIL is
+//! held, and [`compare`] takes a reference to the stored key before it runs any Python
+//! `__eq__`, which may let other threads remove the entry.
 //!
 //! Lookups go through [`LookupKey`], which moka compares against stored keys with
 //! [`equivalent::Equivalent`]: same slot, then the same object or `==`, like a dict.
@@ -31,7 +23,6 @@
 
 use std::cell::Cell;
 use std::hash::{Hash, Hasher};
-use std::sync::{Arc, Weak};
 
 use equivalent::Equivalent;
 use pyo3::ffi;
@@ -39,7 +30,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyBytes, PyFloat, PyInt, PyString, PyTuple};
 
 use crate::errors::{self, Error, Result};
-use crate::node::Node;
+use crate::noderef::{NodeRef, WeakNode};
 use crate::slot::Slot;
 
 /// The key's Python hash (`hash(key)`), with its exception if it has none.
@@ -56,14 +47,14 @@ pub fn hash(key: &Bound<'_, PyAny>) -> Result<isize> {
 /// How the engine stores a key.
 pub struct EngineKey {
     slot: Slot,
-    node: Weak<Node>,
+    node: WeakNode,
 }
 
 impl EngineKey {
-    pub fn new(slot: Slot, node: &Arc<Node>) -> Self {
+    pub fn new(slot: Slot, node: &NodeRef) -> Self {
         EngineKey {
             slot,
-            node: Arc::downgrade(node),
+            node: NodeRef::downgrade(node),
         }
     }
 
@@ -76,23 +67,8 @@ impl EngineKey {
     /// tombstone), which equals nothing and leaves its slot free.
     #[inline]
     fn compare_live(&self, probe: &Bound<'_, PyAny>) -> Option<Result<Comparison>> {
-        #[cfg(not(Py_GIL_DISABLED))]
-        {
-            if self.node.strong_count() == 0 {
-                return None;
-            }
-            // SAFETY: our weak reference keeps the node's memory allocated, and the node
-            // was alive just now, so its key was too and stays so while we hold the GIL
-            // (a `Bound` proves it); see the module docs for drops on other threads.
-            let stored =
-                unsafe { Borrowed::from_ptr(probe.py(), Node::key_address(self.node.as_ptr())) };
-            Some(compare(&stored, probe))
-        }
-        #[cfg(Py_GIL_DISABLED)]
-        {
-            let node = self.node.upgrade()?;
-            Some(compare(&node.key().bind(probe.py()), probe))
-        }
+        self.node
+            .with_key(probe.py(), |stored| compare(&stored, probe))
     }
 }
 

@@ -6,6 +6,7 @@
 //!   `vectorcall.rs`: calling that wrapper without an argument tuple;
 //! - `store.rs`: the operations, and why they cannot deadlock;
 //! - `engine.rs`: building moka; `keys.rs` + `slot.rs`: the key bridge;
+//! - `node.rs` + `noderef.rs`: one entry, and the handle the engine shares it by;
 //! - `expiry.rs`, `listener.rs`, `flights.rs`, `stats.rs`: one feature each;
 //! - `pyref.rs` + `settle.rs`: releasing Python objects outside engine locks;
 //! - `config.rs`, `duration.rs`, `errors.rs`: argument checks and error mapping.
@@ -24,6 +25,7 @@ mod flights;
 mod keys;
 mod listener;
 mod node;
+mod noderef;
 mod pyref;
 mod settle;
 mod slot;

@@ -4,20 +4,21 @@
 //! (see `keys.rs`), so that moka's table, which keeps removed keys around as
 //! tombstones until it rehashes, never keeps a removed Python key alive.
 //!
+//! Nodes are shared as `NodeRef` handles (`noderef.rs`).
+//!
 //! A node is 40 bytes with its reference counts, and that size is worth keeping:
 //! at 48 bytes the allocator's size classes cost ~33 more bytes per entry (measured
 //! by `benchmarks/memory.py`). The key and the value, which every lookup reads, stay
 //! in the node; the weight, the collision probe and the per-entry expiration state,
 //! which lookups rarely need, share one word (see [`Meta`]).
 
-use std::sync::Arc;
-
 use pyo3::prelude::*;
 
 use crate::expiry::EntryExpiry;
 use crate::pyref::PyOwned;
 
-/// One cache entry, shared between the engine and in-flight calls as `Arc<Node>`.
+/// One cache entry, shared between the engine and in-flight calls as a
+/// [`NodeRef`](crate::noderef::NodeRef).
 pub struct Node {
     key: PyOwned,
     value: ValueCell,
@@ -36,39 +37,18 @@ impl Node {
         weight: u32,
         probe: u32,
         expiry: Option<EntryExpiry>,
-    ) -> Arc<Node> {
-        Arc::new(Node {
+    ) -> Node {
+        Node {
             key,
             value: ValueCell::new(value),
             meta: Meta::new(weight, probe, expiry),
-        })
+        }
     }
 
     /// The entry's key.
     #[inline]
     pub fn key(&self) -> &PyOwned {
         &self.key
-    }
-
-    /// The address of the key of the node at `node`, read without making a reference
-    /// to the node (which may be being dropped on another thread, see `keys.rs`).
-    ///
-    /// # Safety
-    /// `node` must point to a node's allocation that is still allocated (a `Weak`
-    /// keeps it so). The address is only a live object under the conditions `keys.rs`
-    /// describes.
-    #[inline]
-    pub unsafe fn key_address(node: *const Node) -> *mut pyo3::ffi::PyObject {
-        // `key` is written once, when the node is built, and never again: dropping a
-        // `PyOwned` only reads it. This read may overlap with `Arc`'s drop of the node on
-        // an exiting thread, which holds a `&mut Node` meanwhile. Neither side writes the
-        // field, so the hardware sees no race, but Rust's aliasing rules do not cover it;
-        // avoiding it costs an address in `EngineKey` (16 bytes per entry with the
-        // allocator's size classes) or an `upgrade` (two atomics per lookup). `PyOwned` is
-        // a transparent object pointer; reading it as one copies no ownership.
-        std::ptr::addr_of!((*node).key)
-            .cast::<*mut pyo3::ffi::PyObject>()
-            .read()
     }
 
     #[inline]

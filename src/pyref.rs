@@ -43,10 +43,16 @@ static ORPHANS: Mutex<Vec<Orphan>> = Mutex::new(Vec::new());
 /// How many references wait in [`ORPHANS`].
 static ORPHANED: AtomicUsize = AtomicUsize::new(0);
 
-struct Orphan(NonNull<ffi::PyObject>);
+enum Orphan {
+    /// A reference to release.
+    Reference(NonNull<ffi::PyObject>),
+    /// Other work that needs an attached thread (`noderef.rs`: a node handle's count).
+    Release(Box<dyn FnOnce(Python<'_>) + Send>),
+}
 
-// SAFETY: an orphan is an owned reference that is only released by an attached thread
-// (see `release_deferred`); moving the pointer between threads touches nothing.
+// SAFETY: an orphan reference is owned, and only released by an attached thread (see
+// `release_deferred`); moving the pointer between threads touches nothing. A release
+// closure is `Send` itself.
 unsafe impl Send for Orphan {}
 
 fn adopt(refs: Vec<NonNull<ffi::PyObject>>) {
@@ -57,9 +63,20 @@ fn adopt(refs: Vec<NonNull<ffi::PyObject>>) {
     ORPHANS
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
-        .extend(refs.into_iter().map(Orphan));
+        .extend(refs.into_iter().map(Orphan::Reference));
     // Counted in WAITING already (they were queued, or are counted by the caller).
     ORPHANED.fetch_add(count, Ordering::Relaxed);
+}
+
+/// Hands `release` to the next call that releases references, on any thread, which
+/// runs it attached. For drops on a thread that may not be attached (an exit handler).
+pub fn adopt_release(release: Box<dyn FnOnce(Python<'_>) + Send>) {
+    WAITING.fetch_add(1, Ordering::Relaxed);
+    ORPHANS
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .push(Orphan::Release(release));
+    ORPHANED.fetch_add(1, Ordering::Relaxed);
 }
 
 /// How many references wait on all threads, orphans included: a cheap test, on every
@@ -178,21 +195,32 @@ impl std::fmt::Debug for PyOwned {
 /// Releases every reference deferred on this thread, and the orphans of exited
 /// threads. Runs Python code (`__del__`), so it must only be called with no engine or
 /// crate lock held.
-pub fn release_deferred(_py: Python<'_>) {
+pub fn release_deferred(py: Python<'_>) {
     loop {
         let mut batch = DEFERRED
             .try_with(|deferred| std::mem::take(&mut deferred.borrow_mut().0))
             .unwrap_or_default();
+        let mut releases = Vec::new();
         if ORPHANED.load(Ordering::Relaxed) != 0 {
             let orphans =
                 std::mem::take(&mut *ORPHANS.lock().unwrap_or_else(PoisonError::into_inner));
             ORPHANED.fetch_sub(orphans.len(), Ordering::Relaxed);
-            batch.extend(orphans.into_iter().map(|orphan| orphan.0));
+            for orphan in orphans {
+                match orphan {
+                    Orphan::Reference(ptr) => batch.push(ptr),
+                    Orphan::Release(release) => releases.push(release),
+                }
+            }
         }
-        if batch.is_empty() {
+        if batch.is_empty() && releases.is_empty() {
             return;
         }
-        WAITING.fetch_sub(batch.len(), Ordering::Relaxed);
+        WAITING.fetch_sub(batch.len() + releases.len(), Ordering::Relaxed);
+        // A release may drop references of its own, which it defers: the next loop
+        // iteration releases them.
+        for release in releases {
+            release(py);
+        }
         for ptr in batch {
             // SAFETY: each pointer carries one strong reference that we now give back;
             // the `Python` token proves we are attached. A `__del__` run here may

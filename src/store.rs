@@ -46,6 +46,7 @@ use crate::flights::{Flights, Joined, Outcome};
 use crate::keys::{Comparisons, EngineKey, LookupKey, SlotKey};
 use crate::listener::{self, Cause, Listener};
 use crate::node::Node;
+use crate::noderef::NodeRef;
 use crate::pyref::PyOwned;
 use crate::slot::Slot;
 use crate::stats::{Counter, Snapshot, Stats};
@@ -261,7 +262,7 @@ impl Store {
 
     /// The node of `key`, recording the read (LRU/TinyLFU order, TTI, read hook).
     #[inline]
-    pub fn lookup(&self, key: &Bound<'_, PyAny>, hash: isize) -> Result<Option<Arc<Node>>> {
+    pub fn lookup(&self, key: &Bound<'_, PyAny>, hash: isize) -> Result<Option<NodeRef>> {
         let engine = self.engines.current();
         self.order_reads_after_writes(engine);
         let max_probe = self.chains.max_probe(hash);
@@ -321,7 +322,9 @@ impl Store {
         match self.lookup(key, hash)? {
             Some(node) => {
                 self.stats.hits.add(1);
-                Ok(Some(node.value(key.py())))
+                let value = node.value(key.py());
+                node.release(key.py());
+                Ok(Some(value))
             }
             None => {
                 self.stats.misses.add(1);
@@ -585,7 +588,7 @@ impl Store {
         key: &Bound<'_, PyAny>,
         hash: isize,
         probe: u32,
-        node: &Arc<Node>,
+        node: &NodeRef,
         value: &Bound<'_, PyAny>,
         weight: u32,
         expiry: Option<EntryExpiry>,
@@ -704,13 +707,13 @@ impl Store {
                 expiry.start(Instant::now(), &self.spec.expiry);
             }
         }
-        let node = Node::new(
+        let node = NodeRef::new(Node::new(
             PyOwned::new(key),
             PyOwned::new(value),
             weight,
             probe,
             expiry,
-        );
+        ));
         let slot = Slot::new(hash, probe);
         engine.cache.insert(EngineKey::new(slot, &node), node);
         self.queued_write();
@@ -792,7 +795,9 @@ impl Store {
         let py = key.py();
         if let Some(node) = self.lookup(key, hash)? {
             self.stats.hits.add(1);
-            return Ok(node.value(py));
+            let value = node.value(py);
+            node.release(py);
+            return Ok(value);
         }
         self.stats.misses.add(1);
         let options = &options()?;
@@ -901,7 +906,7 @@ impl Store {
     }
 
     /// The live entries, without recording reads.
-    pub fn entries(&self) -> Vec<(Arc<EngineKey>, Arc<Node>)> {
+    pub fn entries(&self) -> Vec<(Arc<EngineKey>, NodeRef)> {
         self.engines.current().cache.iter().collect()
     }
 
@@ -925,7 +930,7 @@ impl Store {
         &self,
         py: Python<'_>,
         key: &EngineKey,
-        node: &Arc<Node>,
+        node: &NodeRef,
         value: *mut pyo3::ffi::PyObject,
     ) -> bool {
         let _guard = self.write_guard(py);
@@ -1004,7 +1009,7 @@ impl Store {
         let mut moved = HashSet::new();
         for (key, node) in old.cache.iter() {
             if old.notified() {
-                moved.insert(Arc::as_ptr(&node) as usize);
+                moved.insert(NodeRef::as_ptr(&node) as usize);
             }
             let node = carried_over(py, node, now);
             timed.cache.insert(EngineKey::new(key.slot(), &node), node);
@@ -1038,7 +1043,7 @@ impl Store {
 /// The node an entry moves to a timed engine with. An entry that follows the
 /// cache-wide ttl gets that deadline as its own, since the new engine would count
 /// the ttl afresh from the move.
-fn carried_over(py: Python<'_>, node: Arc<Node>, now: Instant) -> Arc<Node> {
+fn carried_over(py: Python<'_>, node: NodeRef, now: Instant) -> NodeRef {
     let Some(deadline) = node
         .expiry()
         .and_then(|e| e.remaining_lifetime(now))
@@ -1047,13 +1052,13 @@ fn carried_over(py: Python<'_>, node: Arc<Node>, now: Instant) -> Arc<Node> {
         return node;
     };
     let idle = node.expiry().and_then(EntryExpiry::idle);
-    Node::new(
+    NodeRef::new(Node::new(
         node.key().clone_ref(py),
         PyOwned::from_bound(node.value(py)),
         node.weight(),
         node.probe(),
         Some(EntryExpiry::new(None, Some(deadline), idle, false)),
-    )
+    ))
 }
 
 /// moka frees the entries it removed from its table through crossbeam's epoch-based
