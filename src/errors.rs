@@ -65,8 +65,23 @@ pub fn fetch(py: Python<'_>) -> Error {
 /// `vectorcall.rs` and `fastcall.rs`) back to CPython: a new reference, or null with
 /// the exception set. A panic becomes a `PanicException` naming the call.
 #[cfg(not(any(PyPy, GraalPy)))]
-#[inline]
+#[inline(always)]
 pub fn into_return(
+    py: Python<'_>,
+    outcome: std::thread::Result<PyResult<Bound<'_, PyAny>>>,
+    what: &str,
+) -> *mut pyo3::ffi::PyObject {
+    match outcome {
+        Ok(Ok(result)) => result.into_ptr(),
+        failed => raise_failure(py, failed, what),
+    }
+}
+
+/// The failing half of [`into_return`], out of the hot path.
+#[cfg(not(any(PyPy, GraalPy)))]
+#[cold]
+#[inline(never)]
+fn raise_failure(
     py: Python<'_>,
     outcome: std::thread::Result<PyResult<Bound<'_, PyAny>>>,
     what: &str,

@@ -131,10 +131,16 @@ pub fn deliver_pending(py: Python<'_>) {
     }
 }
 
+/// Whether any thread has notifications waiting: the cheap test before `has_pending`.
+#[inline(always)]
+pub fn any_waiting() -> bool {
+    WAITING.load(Ordering::Relaxed) != 0
+}
+
 /// Whether this thread has notifications waiting.
 #[inline]
 pub fn has_pending() -> bool {
-    WAITING.load(Ordering::Relaxed) != 0
+    any_waiting()
         && PENDING
             .try_with(|pending| !pending.borrow().is_empty())
             .unwrap_or(false)

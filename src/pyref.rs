@@ -230,11 +230,18 @@ pub fn release_deferred(py: Python<'_>) {
     }
 }
 
+/// Whether any thread has references (or orphans) waiting: the cheap test before
+/// `has_deferred`.
+#[inline(always)]
+pub fn any_waiting() -> bool {
+    WAITING.load(Ordering::Relaxed) != 0
+}
+
 /// Whether this thread has references waiting to be released, or exited threads left
 /// some.
 #[inline]
 pub fn has_deferred() -> bool {
-    WAITING.load(Ordering::Relaxed) != 0
+    any_waiting()
         && (ORPHANED.load(Ordering::Relaxed) != 0
             || DEFERRED
                 .try_with(|deferred| !deferred.borrow().0.is_empty())

@@ -19,13 +19,22 @@ impl<'py> Settle<'py> {
 }
 
 impl Drop for Settle<'_> {
-    #[inline]
+    /// Two loads on the common path, where nothing waits anywhere; the rest is out of line.
+    #[inline(always)]
     fn drop(&mut self) {
-        if listener::has_pending() {
-            listener::deliver_pending(self.py);
+        if listener::any_waiting() || pyref::any_waiting() {
+            settle(self.py);
         }
-        if pyref::has_deferred() {
-            pyref::release_deferred(self.py);
-        }
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn settle(py: Python<'_>) {
+    if listener::has_pending() {
+        listener::deliver_pending(py);
+    }
+    if pyref::has_deferred() {
+        pyref::release_deferred(py);
     }
 }
