@@ -863,7 +863,11 @@ impl Moka {
         let _settle = Settle::new(py);
         let hash = keys::hash(key)?;
         match self.store()?.lookup(key, hash)? {
-            Some(node) => Ok(node.value(py)),
+            Some(node) => {
+                let value = node.value(py);
+                node.release(py);
+                Ok(value)
+            }
             None => Ok(default.unwrap_or_else(|| py.None().into_bound(py))),
         }
     }

@@ -290,7 +290,11 @@ impl CachedFunction {
         let py = key.py();
         let _settle = Settle::new(py);
         match self.cache.get().store()?.lookup(key, hash)? {
-            Some(node) => Ok(node.value(py)),
+            Some(node) => {
+                let value = node.value(py);
+                node.release(py);
+                Ok(value)
+            }
             None => Ok(missing.clone()),
         }
     }

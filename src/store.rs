@@ -275,6 +275,19 @@ impl Store {
             comparisons.check()?;
             return Ok(found);
         }
+        self.lookup_probes(engine, key, hash, max_probe)
+    }
+
+    /// `lookup` for a hash with colliding keys, or on a cache with a read hook: out of
+    /// line, so that the common case stays small enough to inline.
+    #[inline(never)]
+    fn lookup_probes(
+        &self,
+        engine: &Engine,
+        key: &Bound<'_, PyAny>,
+        hash: isize,
+        max_probe: u32,
+    ) -> Result<Option<NodeRef>> {
         let hook_scope = self
             .hooks()
             .filter(|hooks| hooks.has_read())
@@ -564,6 +577,7 @@ impl Store {
             match (found.hit, current) {
                 (Some(probe), Some(node)) => {
                     self.replace(engine, key, hash, probe, &node, value, weight, expiry);
+                    node.release(py);
                 }
                 (Some(probe), None) => {
                     // Evicted or expired since `locate`: its slot is ours again.
