@@ -4,7 +4,9 @@
 //!
 //! Keys are `u64` slots (what the binding derives from a Python hash), placed
 //! by a seeded multiply-xorshift hasher; values are `Arc<Node>` with a node of
-//! two pointers (the binding's key and value objects). Capacity 10,000, as in
+//! two pointers (the binding's key and value objects; on CPython with the GIL the
+//! binding's handle counts without atomics, `src/noderef.rs`, and costs a little
+//! less than `Arc`). Capacity 10,000, as in
 //! the Python cases. Every operation is timed one call per criterion
 //! iteration, with `iter_custom` so that untimed set-up (refilling a cache
 //! before timing removals) stays out of the numbers.

@@ -262,8 +262,10 @@ def _engine_section(results: dict[str, Any]) -> list[str]:
         "",
         "`cargo bench --bench engine` (criterion, `benches/engine.rs`) times `moka::sync::Cache` "
         "as the binding configures it: `u64` slot keys under a seeded multiply-xorshift hasher, "
-        "`Arc<Node>` values (a node of two pointers, allocated per insert), capacity 10,000, "
-        "mimalloc. Median ns per operation with criterion's 95% interval.",
+        "`Arc<Node>` values (a node of two pointers, allocated per insert; on CPython with the "
+        "GIL the binding counts its nodes without atomics, see `src/noderef.rs`, so its engine "
+        "costs a little less), capacity 10,000, mimalloc. Median ns per operation with "
+        "criterion's 95% interval.",
         "",
     ]
     rows = []
