@@ -230,10 +230,11 @@ pub fn compare(stored: &Borrowed<'_, '_, PyAny>, probe: &Bound<'_, PyAny>) -> Re
             ran_python: false,
         });
     }
-    let ran_python = !(compares_natively(stored) && compares_natively(probe));
+    let ran_python = !compares_natively(stored, probe, 0);
     // Python code may let other threads run and remove the entry, releasing its key:
-    // hold a reference of our own while `==` runs.
-    let _held = ran_python.then(|| stored.to_owned());
+    // hold a reference of our own while `==` runs. (Spelled out: `stored.to_owned()` on a
+    // `&Borrowed` would resolve to `Clone`'s copy of the borrow and hold nothing.)
+    let _held: Option<Bound<'_, PyAny>> = ran_python.then(|| Borrowed::to_owned(*stored));
     // SAFETY: both objects are alive and we are attached.
     let result =
         unsafe { ffi::PyObject_RichCompareBool(stored.as_ptr(), probe.as_ptr(), ffi::Py_EQ) };
@@ -246,28 +247,61 @@ pub fn compare(stored: &Borrowed<'_, '_, PyAny>, probe: &Bound<'_, PyAny>) -> Re
     })
 }
 
-/// Whether `==` on this object runs only CPython's own C code (never Python code):
-/// exact built-in scalars, and tuples of them.
-fn compares_natively(obj: &Bound<'_, PyAny>) -> bool {
-    compares_natively_at_depth(obj, 0)
+/// What `==` does with an object, as far as [`compares_natively`] needs to know.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Native {
+    Str,
+    Bytes,
+    /// `int`, `float` and `bool`, which compare with each other.
+    Number,
+    None,
+    Tuple,
 }
 
-fn compares_natively_at_depth(obj: &Bound<'_, PyAny>, depth: u32) -> bool {
-    if obj.is_exact_instance_of::<PyString>()
-        || obj.is_exact_instance_of::<PyInt>()
+fn native_kind(obj: &Bound<'_, PyAny>) -> Option<Native> {
+    if obj.is_exact_instance_of::<PyString>() {
+        Some(Native::Str)
+    } else if obj.is_exact_instance_of::<PyInt>()
         || obj.is_exact_instance_of::<PyFloat>()
-        || obj.is_exact_instance_of::<PyBytes>()
         || obj.is_exact_instance_of::<PyBool>()
-        || obj.is_none()
     {
-        return true;
+        Some(Native::Number)
+    } else if obj.is_exact_instance_of::<PyBytes>() {
+        Some(Native::Bytes)
+    } else if obj.is_none() {
+        Some(Native::None)
+    } else if obj.is_exact_instance_of::<PyTuple>() {
+        Some(Native::Tuple)
+    } else {
+        None
     }
-    if depth < 4 {
-        if let Ok(tuple) = obj.cast_exact::<PyTuple>() {
-            return tuple
-                .iter()
-                .all(|item| compares_natively_at_depth(&item, depth + 1));
+}
+
+/// Whether `a == b` runs only CPython's own C code, never Python code: exact built-in
+/// scalars, and tuples of them compared item by item.
+///
+/// `bytes` against `str` or `int` is left out: under `python -b` that comparison issues a
+/// `BytesWarning`, and the warnings machinery is Python code (`showwarning`, filters),
+/// which may let other threads run. Whatever may run Python makes `compare` hold its own
+/// reference to the stored key, and makes writes re-check what they found.
+fn compares_natively(a: &Bound<'_, PyAny>, b: &Bound<'_, PyAny>, depth: u32) -> bool {
+    let (Some(x), Some(y)) = (native_kind(a), native_kind(b)) else {
+        return false;
+    };
+    match (x, y) {
+        (Native::Bytes, Native::Str | Native::Number)
+        | (Native::Str | Native::Number, Native::Bytes) => false,
+        (Native::Tuple, Native::Tuple) => {
+            // A tuple compares its items pairwise until one differs (then its lengths).
+            depth < 4
+                && match (a.cast_exact::<PyTuple>(), b.cast_exact::<PyTuple>()) {
+                    (Ok(a), Ok(b)) => a
+                        .iter()
+                        .zip(b.iter())
+                        .all(|(x, y)| compares_natively(&x, &y, depth + 1)),
+                    _ => false,
+                }
         }
+        _ => true,
     }
-    false
 }

@@ -3,6 +3,10 @@ collisions, numeric equality across types, and user exceptions reaching the call
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import textwrap
 from typing import Any, ClassVar
 
 import pytest
@@ -318,3 +322,111 @@ def test_removed_keys_are_never_compared_again() -> None:
     cache.set(CountingKey(2, hash_value=3), 2)
     assert CountingKey.eqs == 0
     assert cache.get(CountingKey(2, hash_value=3)) == 2
+
+
+@pytest.mark.skipif(
+    sys.implementation.name != "cpython", reason="PyPy's -b issues no BytesWarning on =="
+)
+def test_a_bytes_warning_during_a_comparison_keeps_the_stored_key_alive() -> None:
+    # Under `python -b`, `b"abc" == "abc"` (equal hashes) issues a BytesWarning, and the
+    # warnings machinery is Python code that may let other threads run. Here it lets a
+    # thread that holds the removed entry (invalidate_if's snapshot) finish and drop the
+    # key's last other reference while the comparison still uses it. The debug allocator
+    # turns a use of the freed key into a crash.
+    script = textwrap.dedent(
+        """
+        import threading, warnings
+        from moka_py import Moka
+
+        warnings.simplefilter("always")
+        cache = Moka(100)
+        cache.set(bytes([97, 98, 99]), "v")  # the cache holds the key's only reference
+        entered, release = threading.Event(), threading.Event()
+
+        def hold(key, value):
+            entered.set()
+            release.wait()
+            return False
+
+        holder = threading.Thread(target=lambda: cache.invalidate_if(hold))
+        holder.start()
+        entered.wait()
+        cache.remove(b"abc")  # gone from the cache; the holder still has the entry
+        cache.run_pending_tasks()
+
+        def let_the_holder_finish(*args, **kwargs):
+            release.set()
+            holder.join()
+
+        warnings.showwarning = let_the_holder_finish
+        assert cache.get("abc") is None
+        release.set()
+        print("survived" if not holder.is_alive() else "the lookup never compared")
+        """
+    )
+    env = {**os.environ, "PYTHONMALLOC": "debug"}
+    result = subprocess.run(
+        [sys.executable, "-b", "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "survived"
+
+
+def test_a_python_eq_inside_a_stored_tuple_keeps_the_tuple_alive() -> None:
+    # A stored tuple key is compared item by item in C. When an item's __eq__ is Python
+    # code that lets another thread drop the tuple's last other reference (here a thread
+    # holding the removed entry), the tuple must survive until the comparison ends. The
+    # debug allocator turns a use of the freed tuple into a crash.
+    script = textwrap.dedent(
+        """
+        import threading
+        from moka_py import Moka
+
+        class Item:
+            def __init__(self, n):
+                self.n = n
+            def __hash__(self):
+                return 0  # (Item(1), Item(2)) and (Item(1), Item(3)) collide
+            def __eq__(self, other):
+                if on_eq is not None:
+                    on_eq()
+                return isinstance(other, Item) and other.n == self.n
+
+        on_eq = None
+        cache = Moka(100)
+        cache.set((Item(1), Item(2)), "v")  # the cache holds the tuple's only reference
+        entered, release = threading.Event(), threading.Event()
+
+        def hold(key, value):
+            entered.set()
+            release.wait()
+            return False
+
+        holder = threading.Thread(target=lambda: cache.invalidate_if(hold))
+        holder.start()
+        entered.wait()
+        cache.remove((Item(1), Item(2)))  # gone from the cache; the holder has the entry
+        cache.run_pending_tasks()
+
+        def let_the_holder_finish():
+            global on_eq
+            on_eq = None
+            release.set()
+            holder.join()
+
+        on_eq = let_the_holder_finish
+        assert cache.get((Item(1), Item(3))) is None
+        release.set()
+        print("survived" if not holder.is_alive() else "the lookup never compared")
+        """
+    )
+    env = {**os.environ, "PYTHONMALLOC": "debug"}
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, env=env
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "survived"
