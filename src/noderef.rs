@@ -18,6 +18,17 @@
 //! - the paths that know they hold the GIL (a `Python` token proves it) release with
 //!   [`NodeRef::release`], which skips that check.
 //!
+//! One difference from `Arc`: a node whose last handle an exiting thread drops stays alive
+//! until the next public call on any thread runs the handed-over release (every call ends
+//! by doing so when anything waits). Until then a lookup that probes the entry's tombstone
+//! in moka's table still compares against its key, as it would while another call held
+//! the node.
+//!
+//! This argument rests on what moka does with values: it starts no threads of its own,
+//! calls the eviction listener synchronously, and clones values only inside calls made to
+//! it. `Cargo.toml` pins moka's exact version for that reason; re-read its clone and drop
+//! sites before moving it.
+//!
 //! The weak count stays atomic: weak handles live in moka's keys, which die in the same
 //! exit handlers, and weak operations are off the hit path. A node's contents are
 //! dropped when the last strong handle goes, always under the GIL; its memory is freed
@@ -55,6 +66,28 @@ mod gil_counted {
         node: ManuallyDrop<Node>,
     }
 
+    /// The strong count of `shared`.
+    ///
+    /// The counts are reached through their own fields, never through a `&Shared`: that
+    /// would cover the node, which `drop_node` may be dropping on another thread while a
+    /// weak handle is released (only the atomic weak count is shared then).
+    ///
+    /// # Safety
+    /// The allocation is alive (a handle of either kind keeps it so).
+    #[inline(always)]
+    unsafe fn strong<'a>(shared: NonNull<Shared>) -> &'a Cell<usize> {
+        &(*shared.as_ptr()).strong
+    }
+
+    /// The weak count of `shared`; see [`strong`].
+    ///
+    /// # Safety
+    /// As for [`strong`].
+    #[inline(always)]
+    unsafe fn weak<'a>(shared: NonNull<Shared>) -> &'a AtomicUsize {
+        &(*shared.as_ptr()).weak
+    }
+
     /// A strong handle to a node: the node stays alive while one exists.
     pub struct NodeRef(NonNull<Shared>);
 
@@ -84,15 +117,10 @@ mod gil_counted {
             NodeRef(NonNull::from(Box::leak(shared)))
         }
 
-        #[inline]
-        fn shared(&self) -> &Shared {
-            // SAFETY: a strong handle keeps the allocation (and the node) alive.
-            unsafe { self.0.as_ref() }
-        }
-
         /// A weak handle to the same node.
         pub fn downgrade(this: &NodeRef) -> WeakNode {
-            this.shared().weak.fetch_add(1, Ordering::Relaxed);
+            // SAFETY: a strong handle keeps the allocation alive.
+            unsafe { weak(this.0) }.fetch_add(1, Ordering::Relaxed);
             WeakNode(this.0)
         }
 
@@ -119,7 +147,8 @@ mod gil_counted {
             // moka and this crate clone handles only on threads that hold the GIL (see the
             // module docs); a debug build checks it.
             debug_assert!(holds_gil(), "a node handle cloned without the GIL");
-            let strong = &self.shared().strong;
+            // SAFETY: a strong handle keeps the allocation alive.
+            let strong = unsafe { strong(self.0) };
             strong.set(strong.get() + 1);
             NodeRef(self.0)
         }
@@ -154,7 +183,9 @@ mod gil_counted {
 
         #[inline]
         fn deref(&self) -> &Node {
-            &self.shared().node
+            // SAFETY: a strong handle keeps the node alive, and nothing mutates it meanwhile
+            // (only `drop_node` does, once no strong handle is left).
+            unsafe { &(*self.0.as_ptr()).node }
         }
     }
 
@@ -164,7 +195,7 @@ mod gil_counted {
     /// The caller holds the GIL and owns the count it gives up.
     #[inline(always)]
     unsafe fn release_strong(shared: NonNull<Shared>) {
-        let strong = &shared.as_ref().strong;
+        let strong = strong(shared);
         let left = strong.get() - 1;
         strong.set(left);
         if left == 0 {
@@ -191,17 +222,18 @@ mod gil_counted {
         #[inline]
         fn is_alive(&self, _py: Python<'_>) -> bool {
             // SAFETY: a weak handle keeps the allocation; the GIL orders the count.
-            unsafe { self.0.as_ref().strong.get() != 0 }
+            unsafe { strong(self.0) }.get() != 0
         }
 
-        /// A strong handle, if the node is still alive.
-        #[inline]
+        /// A strong handle, if the node is still alive (the crate's lookups use
+        /// `with_key`, which takes none).
+        #[cfg(test)]
         pub fn upgrade(&self, py: Python<'_>) -> Option<NodeRef> {
             if !self.is_alive(py) {
                 return None;
             }
             // SAFETY: as in `is_alive`.
-            let strong = unsafe { &self.0.as_ref().strong };
+            let strong = unsafe { strong(self.0) };
             strong.set(strong.get() + 1);
             Some(NodeRef(self.0))
         }
@@ -232,7 +264,7 @@ mod gil_counted {
     impl Drop for WeakNode {
         fn drop(&mut self) {
             // SAFETY: a weak handle keeps the allocation until its count is released.
-            let weak = unsafe { &self.0.as_ref().weak };
+            let weak = unsafe { weak(self.0) };
             if weak.fetch_sub(1, Ordering::Release) == 1 {
                 fence(Ordering::Acquire);
                 // SAFETY: that was the last handle of any kind. The node was dropped with
@@ -304,11 +336,6 @@ mod atomic {
     }
 
     impl WeakNode {
-        #[inline]
-        pub fn upgrade(&self, _py: Python<'_>) -> Option<NodeRef> {
-            self.0.upgrade().map(NodeRef)
-        }
-
         /// Runs `f` on the node's key if the node is alive, holding a strong handle
         /// meanwhile.
         #[inline]
