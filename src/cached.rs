@@ -47,6 +47,7 @@ fn is_own_key_type(arg: &Bound<'_, PyAny>) -> bool {
 #[pyclass(frozen, module = "moka_py", dict, weakref)]
 pub struct CachedFunction {
     /// Where CPython finds this wrapper's vectorcall function (see `vectorcall.rs`).
+    #[cfg_attr(any(PyPy, GraalPy), allow(dead_code))]
     vectorcall: vectorcall::Slot,
     func: Py<PyAny>,
     cache: Py<Moka>,
@@ -134,6 +135,7 @@ impl CachedFunction {
 
     /// Whether a call with this one positional argument and no keywords is its own
     /// key (the common case `vectorcall.rs` answers without building a tuple).
+    #[cfg(not(any(PyPy, GraalPy)))]
     #[inline]
     pub(crate) fn is_own_key(&self, arg: &Bound<'_, PyAny>) -> bool {
         !self.disabled && !self.typed && self.key.is_none() && is_own_key_type(arg)
@@ -141,6 +143,7 @@ impl CachedFunction {
 
     /// A call `f(arg)` for which [`Self::is_own_key`] holds: the same steps as
     /// [`Self::call`], with the argument tuple built only on a miss.
+    #[cfg(not(any(PyPy, GraalPy)))]
     #[inline]
     pub(crate) fn call_own_key<'py>(&self, arg: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
         let _settle = Settle::new(arg.py());

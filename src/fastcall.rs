@@ -28,6 +28,7 @@ use pyo3::{ffi, types::PyType, Borrowed};
 #[cfg(not(any(PyPy, GraalPy)))]
 use std::sync::OnceLock;
 
+#[cfg(not(any(PyPy, GraalPy)))]
 use crate::cache::Moka;
 
 /// PyO3's entry points, for the call shapes the fast ones pass on.

@@ -47,6 +47,8 @@ enum Orphan {
     /// A reference to release.
     Reference(NonNull<ffi::PyObject>),
     /// Other work that needs an attached thread (`noderef.rs`: a node handle's count).
+    /// Only builds with a GIL use it; the others count handles atomically.
+    #[cfg_attr(any(Py_GIL_DISABLED, PyPy, GraalPy), allow(dead_code))]
     Release(Box<dyn FnOnce(Python<'_>) + Send>),
 }
 
@@ -70,6 +72,7 @@ fn adopt(refs: Vec<NonNull<ffi::PyObject>>) {
 
 /// Hands `release` to the next call that releases references, on any thread, which
 /// runs it attached. For drops on a thread that may not be attached (an exit handler).
+#[cfg_attr(any(Py_GIL_DISABLED, PyPy, GraalPy), allow(dead_code))]
 pub fn adopt_release(release: Box<dyn FnOnce(Python<'_>) + Send>) {
     WAITING.fetch_add(1, Ordering::Relaxed);
     ORPHANS

@@ -14,6 +14,7 @@ use pyo3::prelude::*;
 #[cfg(not(any(PyPy, GraalPy)))]
 use pyo3::{ffi, types::PyDict, types::PyTuple, Borrowed};
 
+#[cfg(not(any(PyPy, GraalPy)))]
 use crate::cached::CachedFunction;
 
 /// What each wrapper stores for CPython to find (`None`: calls use `tp_call`).
@@ -44,7 +45,19 @@ pub fn install(py: Python<'_>) -> PyResult<()> {
     unsafe {
         let raw = ty.as_type_ptr();
         (*raw).tp_vectorcall_offset = offset;
-        (*raw).tp_flags |= ffi::Py_TPFLAGS_HAVE_VECTORCALL;
+        #[cfg(not(Py_GIL_DISABLED))]
+        {
+            (*raw).tp_flags |= ffi::Py_TPFLAGS_HAVE_VECTORCALL;
+        }
+        // The free-threaded build declares `tp_flags` atomic; nothing else can see
+        // the type yet, so the ordering does not matter.
+        #[cfg(Py_GIL_DISABLED)]
+        {
+            let vectorcall = ffi::Py_TPFLAGS_HAVE_VECTORCALL;
+            (*raw)
+                .tp_flags
+                .fetch_or(vectorcall, std::sync::atomic::Ordering::Relaxed);
+        }
     }
     Ok(())
 }
