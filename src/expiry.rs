@@ -138,7 +138,7 @@ impl EntryExpiry {
         let fixed = min_opt(self.lifetime.map(|d| now + d), self.kept_deadline);
         self.fixed.store(encode(fixed), Ordering::Relaxed);
         let own = min_opt(fixed, self.idle.map(|d| now + d));
-        self.track(own, now, now, policy);
+        self.track(own, fixed, now, now, policy);
         own.map(|d| d.saturating_duration_since(now))
     }
 
@@ -149,18 +149,26 @@ impl EntryExpiry {
         policy: &ExpiryPolicy,
         hook: Option<Duration>,
     ) -> Option<Instant> {
-        if let Some(lifetime) = hook {
-            self.fixed
-                .store(to_nanos(now + lifetime), Ordering::Relaxed);
-        }
-        let own = min_opt(self.fixed_deadline(), self.idle.map(|d| now + d));
-        self.track(own, now, last_modified, policy);
+        // Worked out from this read's own answer, never from the shared field read back:
+        // on a free-threaded build another read of the entry may store its answer in
+        // between, and each read must still return and track a deadline of its own.
+        let fixed = match hook {
+            Some(lifetime) => {
+                let fixed = now + lifetime;
+                self.fixed.store(to_nanos(fixed), Ordering::Relaxed);
+                Some(fixed)
+            }
+            None => self.fixed_deadline(),
+        };
+        let own = min_opt(fixed, self.idle.map(|d| now + d));
+        self.track(own, fixed, now, last_modified, policy);
         own
     }
 
     fn track(
         &self,
         own: Option<Instant>,
+        fixed: Option<Instant>,
         now: Instant,
         last_modified: Instant,
         policy: &ExpiryPolicy,
@@ -169,7 +177,7 @@ impl EntryExpiry {
         let tti = policy.tti.map(|d| now + d);
         let effective = min_opt(own, min_opt(ttl, tti));
         self.effective.store(encode(effective), Ordering::Relaxed);
-        let lifetime_end = min_opt(self.fixed_deadline(), ttl);
+        let lifetime_end = min_opt(fixed, ttl);
         self.lifetime_end
             .store(encode(lifetime_end), Ordering::Relaxed);
     }
@@ -426,12 +434,8 @@ impl moka::Expiry<EngineKey, NodeRef> for NodeExpiry {
         if hook.is_none() && entry.idle.is_none() {
             // Nothing of this entry's own changes on a read; only the effective deadline
             // moves with the cache-wide tti.
-            entry.track(
-                entry.fixed_deadline(),
-                read_at,
-                last_modified_at,
-                &self.policy,
-            );
+            let fixed = entry.fixed_deadline();
+            entry.track(fixed, fixed, read_at, last_modified_at, &self.policy);
             return duration_until_expiry;
         }
         entry

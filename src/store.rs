@@ -678,7 +678,6 @@ impl Store {
         weight: u32,
         expiry: Option<EntryExpiry>,
     ) {
-        self.sequences.bump(hash);
         self.plain.inserted.add(1);
         if self.capacity == Some(0) {
             // moka stores nothing at all at capacity 0; report the refusal like any
@@ -730,6 +729,11 @@ impl Store {
         ));
         let slot = Slot::new(hash, probe);
         engine.cache.insert(EngineKey::new(slot, &node), node);
+        // Only after the slot is filled: a `locate` that reads the new number must also
+        // see the entry, or a free-threaded writer of another key of this hash could take
+        // the slot in the gap and overwrite it. Re-inserting an entry that maintenance
+        // evicted meanwhile fills a slot too, so replacements bump as well.
+        self.sequences.bump(hash);
         self.queued_write();
     }
 
@@ -754,6 +758,11 @@ impl Store {
 
     /// Runs the engine's pending maintenance until it holds at most the capacity.
     fn apply_pending(&self, engine: &Engine) {
+        // Cleared first: what another thread writes while maintenance runs stays noted
+        // (counting a write that this round applies twice only makes the next check
+        // stricter), where clearing afterwards could forget it on a free-threaded build.
+        self.pending_weight.reset();
+        self.writes_queued.store(false, Ordering::Relaxed);
         // One round normally suffices; moka bounds the work of each round (and, with
         // a listener, its time), so a huge backlog may take a few.
         for _ in 0..64 {
@@ -763,8 +772,6 @@ impl Store {
                 _ => break,
             }
         }
-        self.pending_weight.reset();
-        self.writes_queued.store(false, Ordering::Relaxed);
     }
 
     /// `cache.remove(key)`: the removed value, if the key was present.
@@ -783,8 +790,9 @@ impl Store {
             if !self.still_valid(&found, hash) {
                 continue;
             }
-            self.sequences.bump(hash);
             let removed = found.engine.cache.remove(&SlotKey(Slot::new(hash, probe)));
+            // After the engine change, for the reason given in `insert_node`.
+            self.sequences.bump(hash);
             self.queued_write();
             return Ok(removed.map(|node| {
                 self.plain.removed.add(1);

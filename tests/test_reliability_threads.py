@@ -249,6 +249,61 @@ def test_racing_writes_of_equal_keys_never_store_a_key_twice_stress(
         run_same_keys(policy, threads=12, ops=4000, listener=listener)
 
 
+def run_same_hash_pair(rounds: int, listener: bool) -> None:
+    # Two distinct keys of one hash (-1 and -2 hash alike), written at the same moment
+    # into an empty cache, both want probe 0 of that hash. The second writer must see
+    # the first one's entry and take the next probe; taking the same slot would drop the
+    # first key and report it "replaced". With a GIL the two writes cannot interleave;
+    # a free-threaded build runs them truly at once, which is what this checks there.
+    causes: list[str] = []
+    cache: Moka[int, int] = Moka(
+        100, eviction_listener=(lambda k, v, cause: causes.append(cause)) if listener else None
+    )
+    lost: list[tuple[int, tuple[Any, Any]]] = []
+    state = {"round": 0}
+
+    def check_and_clear() -> None:
+        # Runs in one thread once both writers finished the round.
+        r = state["round"]
+        got = (cache.get(-1), cache.get(-2))
+        if got != (r, r):
+            lost.append((r, got))
+        cache.clear()
+        state["round"] = r + 1
+
+    start = threading.Barrier(2, timeout=60)
+    done = threading.Barrier(2, action=check_and_clear, timeout=60)
+
+    def writer(key: int) -> None:
+        for r in range(rounds):
+            start.wait()
+            cache.set(key, r)
+            done.wait()
+
+    run_threads([lambda: writer(-1), lambda: writer(-2)], timeout=120)
+    assert state["round"] == rounds
+    assert lost == [], f"a key written beside another of its hash was lost: {lost[:5]}"
+    assert "replaced" not in causes
+    if listener:
+        assert causes.count("explicit") == 2 * rounds
+
+
+SAME_HASH = hash(-1) == hash(-2)
+
+
+@pytest.mark.skipif(not SAME_HASH, reason="needs hash(-1) == hash(-2), as CPython has")
+@pytest.mark.parametrize("listener", [False, True], ids=["plain", "listener"])
+def test_keys_of_one_hash_written_at_once_both_stay(listener: bool) -> None:
+    run_same_hash_pair(rounds=2000, listener=listener)
+
+
+@pytest.mark.stress
+@pytest.mark.skipif(not SAME_HASH, reason="needs hash(-1) == hash(-2), as CPython has")
+@pytest.mark.parametrize("listener", [False, True], ids=["plain", "listener"])
+def test_keys_of_one_hash_written_at_once_both_stay_stress(listener: bool) -> None:
+    run_same_hash_pair(rounds=50_000, listener=listener)
+
+
 @contextmanager
 def fast_switching() -> Iterator[None]:
     """Makes the GIL change hands far more often, for more interleavings."""
