@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import json
 import pickle
+import signal
 import subprocess
 import sys
 import textwrap
@@ -458,13 +459,27 @@ print("exiting", flush=True)
 """
 
 
+# CPython 3.10 itself sometimes dies with SIGSEGV in this scenario, cache or no cache: a
+# daemon thread that asked for the GIL wakes after finalization has freed the interpreter
+# state and writes to it in take_gil() (python/cpython#110052; from 3.11 the main
+# interpreter lives in static memory). The same script with a dict in place of the cache
+# crashed there in 1 run of 800 on the CI machine. On 3.10 such a crash is retried, a
+# bounded number of times; any other failure, and a crash on any other version, fails.
+CPYTHON_310_EXIT_SEGFAULTS = sys.version_info[:2] == (3, 10) and not ON_PYPY
+
+
 def run_shutdown(mode: str) -> None:
-    for _ in range(3):
+    clean = retries = 0
+    while clean < 3:
         result = subprocess.run(
             [sys.executable, "-c", SHUTDOWN, mode], capture_output=True, text=True, timeout=120
         )
         assert result.stdout.strip() == "exiting"
+        if CPYTHON_310_EXIT_SEGFAULTS and result.returncode == -signal.SIGSEGV and retries < 3:
+            retries += 1
+            continue
         assert result.returncode == 0, result.stderr[-2000:]
+        clean += 1
 
 
 def test_interpreter_shutdown_with_daemon_threads_in_the_cache() -> None:
